@@ -1,0 +1,138 @@
+"""ECA-MobileNetV2: torchvision's MobileNetV2 with ECA after each block's projection BN.
+
+Layer names (block indices follow torchvision's ``features.N``, so ``block1`` is
+``features.1``):
+
+- stem ``conv1_{pad,conv,bn,relu}``;
+- block ``blockN_expand_{conv,bn,relu}`` (absent when the expansion is 1),
+  ``blockN_dw_{pad,conv,bn,relu}``, ``blockN_project_{conv,bn}``, ``blockN_eca``, ``blockN_add``
+  (only where stride is 1 and the width is unchanged);
+- ``top_{conv,bn,relu}`` (1x1 to 1280), then ``avg_pool``, ``top_dropout`` (0.25) and
+  ``predictions``.
+"""
+
+from keras import layers
+
+from eca_keras.applications import base
+from eca_keras.applications.weights import load_model_weights
+from eca_keras.layers import ECA
+
+MODEL_NAME = "eca_mobilenet_v2"
+PARAMS = 3_504_903  # the released model's trainable parameters
+# (expansion t, output channels c, repeats n, first stride s), as in the MobileNetV2 paper.
+INVERTED_RESIDUAL_SETTING = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
+# The release's rule: k = 1 where the row's output channels are below 96, else 3.
+KERNEL_SIZES = tuple(1 if c < 96 else 3 for _, c, _, _ in INVERTED_RESIDUAL_SETTING)
+STEM_CHANNELS = 32
+LAST_CHANNELS = 1280
+DROPOUT_RATE = 0.25
+
+
+def make_divisible(value, divisor=8):
+    """Rounds a width to the nearest multiple of ``divisor``, never more than 10% down."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+def _inverted_residual(
+    x, in_channels, out_channels, stride, expansion, kernel_size, attention, name
+):
+    y = x
+    if expansion != 1:
+        y = base.conv_bn(y, in_channels * expansion, 1, 1, f"{name}_expand", activation="relu6")
+    y = base.conv_bn(y, None, 3, stride, f"{name}_dw", activation="relu6", depthwise=True)
+    y = base.conv_bn(y, out_channels, 1, 1, f"{name}_project", activation=None)
+    if attention:
+        y = ECA(kernel_size, name=f"{name}_eca")(y)
+    if stride == 1 and in_channels == out_channels:
+        y = layers.Add(name=f"{name}_add")([x, y])
+    return y
+
+
+def ECAMobileNetV2(
+    include_top=True,
+    weights="imagenet",
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=MODEL_NAME,
+    kernel_sizes=None,
+    attention=True,
+    alpha=1.0,
+):
+    input_shape = base.check_arguments(
+        include_top=include_top,
+        weights=weights,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        default_size=224,
+    )
+    if alpha <= 0:
+        raise ValueError(f"`alpha` must be positive. Received: alpha={alpha}")
+    if weights == "imagenet" and alpha != 1.0:
+        raise ValueError(
+            "ImageNet weights exist only for `alpha=1.0` (the released ECA-MobileNetV2). "
+            f"Received: alpha={alpha}"
+        )
+    kernel_sizes = base.check_kernel_sizes(kernel_sizes, KERNEL_SIZES, MODEL_NAME)
+    base.check_pretrained_variant(weights, MODEL_NAME, attention, kernel_sizes, KERNEL_SIZES)
+
+    img_input = base.model_input(input_tensor, input_shape)
+    channels = make_divisible(STEM_CHANNELS * alpha)
+    x = base.conv_bn(img_input, channels, 3, 2, "conv1", activation="relu6")
+    index = 1
+    rows = zip(INVERTED_RESIDUAL_SETTING, kernel_sizes, strict=True)
+    for (expansion, c, repeats, stride), k in rows:
+        out_channels = make_divisible(c * alpha)
+        for repeat in range(repeats):
+            x = _inverted_residual(
+                x,
+                channels,
+                out_channels,
+                stride if repeat == 0 else 1,
+                expansion,
+                k,
+                attention,
+                f"block{index}",
+            )
+            channels = out_channels
+            index += 1
+    x = base.conv_bn(x, make_divisible(LAST_CHANNELS * max(1.0, alpha)), 1, 1, "top", "relu6")
+    model = base.finish_model(
+        x,
+        img_input,
+        input_tensor,
+        include_top=include_top,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        dropout_rate=DROPOUT_RATE,
+    )
+    if weights is not None:
+        load_model_weights(model, MODEL_NAME, weights)
+    return model
+
+
+ECAMobileNetV2.__doc__ = base.CONSTRUCTOR_DOC.format(
+    title="ECAMobileNetV2",
+    summary="The official ECA-Net release's MobileNetV2 (torchvision layout, width 1.0, "
+    "Dropout 0.25 before the classifier).",
+    default_shape="(224, 224, 3)",
+    unit="row of the inverted-residual table (7 rows)",
+    kernel_sizes=KERNEL_SIZES,
+    extra="\n    alpha: width multiplier, as in ``keras.applications.MobileNetV2``; ImageNet\n"
+    "        weights exist only for 1.0.",
+)

@@ -1,0 +1,182 @@
+"""The ECA layer: Efficient Channel Attention (Wang et al., CVPR 2020).
+
+Global average pooling gives one descriptor per channel; a 1D convolution with a single shared
+kernel slides across the channel axis (local cross-channel interaction, no dimensionality
+reduction), a sigmoid turns the result into per-channel gates, and the input is rescaled by them.
+Written with Keras 3 ops only, so it runs on every Keras backend.
+"""
+
+import math
+
+import keras
+from keras import ops
+
+_PADDINGS = ("zeros", "circular")
+_DATA_FORMATS = ("channels_last", "channels_first")
+
+
+def eca_kernel_size(channels, gamma=2, b=1, min_size=1):
+    """The paper's adaptive kernel size: ``k = |log2(C)/gamma + b/gamma|_odd``.
+
+    Read as in the official code: ``t = int(abs((log2(C) + b) / gamma))``, ``k = t`` if ``t`` is odd
+    else ``t + 1``. timm additionally enforces ``k >= 3`` (pass ``min_size=3``).
+    """
+    if channels is None or int(channels) < 1:
+        raise ValueError(f"`channels` must be a positive integer. Received: channels={channels}")
+    if gamma <= 0:
+        raise ValueError(f"`gamma` must be positive. Received: gamma={gamma}")
+    t = int(abs((math.log2(int(channels)) + b) / gamma))
+    k = t if t % 2 else t + 1
+    return max(k, min_size)
+
+
+def _check_kernel_size(kernel_size):
+    if kernel_size is None:
+        return None
+    if isinstance(kernel_size, bool) or not isinstance(kernel_size, int):
+        raise ValueError(
+            f"`kernel_size` must be None (adaptive) or a positive odd integer. "
+            f"Received: kernel_size={kernel_size!r}"
+        )
+    if kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(
+            "`kernel_size` must be a positive odd integer, so that the padded convolution keeps "
+            f"every channel centred. Received: kernel_size={kernel_size}"
+        )
+    return kernel_size
+
+
+@keras.saving.register_keras_serializable(package="eca_keras")
+class ECA(keras.layers.Layer):
+    """Efficient Channel Attention.
+
+    ``out = x * sigmoid(conv1d_k(GAP(x)))``, the 1D convolution running across channels with one
+    shared kernel of size ``k``, no bias, and padding ``(k - 1) / 2`` on both ends.
+
+    Args:
+        kernel_size: odd int, or None to derive it from the channel count with
+            :func:`eca_kernel_size` (``gamma``, ``b``).
+        gamma, b: parameters of the adaptive kernel-size rule (paper: 2 and 1).
+        min_kernel_size: lower bound for the adaptive size (1 in the paper, 3 in timm).
+        padding: ``"zeros"`` (the paper) or ``"circular"`` (timm's CECA: the channel axis wraps).
+        data_format: ``"channels_last"`` or ``"channels_first"``; default
+            ``keras.config.image_data_format()``.
+        kernel_initializer: initializer of the ``(k, 1, 1)`` kernel. The default reproduces
+            PyTorch's ``Conv1d`` initialisation, ``U(-1/sqrt(k), 1/sqrt(k))``.
+
+    Input: a rank-3, rank-4 or rank-5 tensor (sequences, images, volumes) with a known channel
+    dimension. Output: the same shape and dtype. Pooling runs in the compute dtype; the small
+    convolution and the sigmoid run in float32 under mixed precision.
+
+    The kernel has shape ``(k, 1, 1)``, as a Keras ``Conv1D`` kernel: a PyTorch ``Conv1d`` weight
+    ``[1, 1, k]`` maps onto it by a reshape, without flipping.
+    """
+
+    def __init__(
+        self,
+        kernel_size=None,
+        gamma=2,
+        b=1,
+        min_kernel_size=1,
+        padding="zeros",
+        data_format=None,
+        kernel_initializer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.kernel_size = _check_kernel_size(kernel_size)
+        if gamma <= 0:
+            raise ValueError(f"`gamma` must be positive. Received: gamma={gamma}")
+        if padding not in _PADDINGS:
+            raise ValueError(f"`padding` must be one of {_PADDINGS}. Received: padding={padding!r}")
+        data_format = data_format or keras.config.image_data_format()
+        if data_format not in _DATA_FORMATS:
+            raise ValueError(
+                f"`data_format` must be one of {_DATA_FORMATS}. "
+                f"Received: data_format={data_format!r}"
+            )
+        self.gamma = gamma
+        self.b = b
+        self.min_kernel_size = min_kernel_size
+        self.padding = padding
+        self.data_format = data_format
+        self.kernel_initializer = keras.initializers.get(
+            kernel_initializer or keras.initializers.VarianceScaling(1.0 / 3.0, "fan_in", "uniform")
+        )
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        rank = len(input_shape)
+        if rank not in (3, 4, 5):
+            raise ValueError(
+                "ECA expects a rank-3, rank-4 or rank-5 input (batch, spatial..., channels). "
+                f"Received input_shape={tuple(input_shape)} (rank {rank})."
+            )
+        channels = input_shape[-1 if self.data_format == "channels_last" else 1]
+        if channels is None:
+            raise ValueError(
+                "ECA needs a known channel dimension to size its kernel. "
+                f"Received input_shape={tuple(input_shape)} with data_format={self.data_format}."
+            )
+        self.channels = int(channels)
+        self.kernel_size_ = self.kernel_size or eca_kernel_size(
+            self.channels, self.gamma, self.b, self.min_kernel_size
+        )
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(self.kernel_size_, 1, 1),
+            initializer=self.kernel_initializer,
+            trainable=True,
+            dtype=self.variable_dtype,
+        )
+        half = (self.kernel_size_ - 1) // 2
+        # Circular padding as a gather: indices wrap around the channel axis any number of times.
+        self._circular_index = [i % self.channels for i in range(-half, self.channels + half)]
+
+    def channel_weights(self, inputs):
+        """The per-channel gates ``sigmoid(conv1d(GAP(x)))``, shape ``(batch, channels)``."""
+        if not self.built:
+            self.build(inputs.shape)
+        rank = len(inputs.shape)
+        if self.data_format == "channels_last":
+            spatial_axes = tuple(range(1, rank - 1))
+        else:
+            spatial_axes = tuple(range(2, rank))
+        pooled = ops.mean(inputs, axis=spatial_axes)  # (batch, channels)
+        pooled = ops.expand_dims(ops.cast(pooled, "float32"), -1)  # (batch, channels, 1)
+        kernel = ops.cast(self.kernel, "float32")
+        if self.padding == "circular" and self.kernel_size_ > 1:
+            pooled = ops.take(pooled, self._circular_index, axis=1)
+            attention = ops.conv(pooled, kernel, padding="valid", data_format="channels_last")
+        else:
+            attention = ops.conv(pooled, kernel, padding="same", data_format="channels_last")
+        return ops.sigmoid(ops.squeeze(attention, -1))
+
+    def call(self, inputs):
+        gates = ops.cast(self.channel_weights(inputs), inputs.dtype)
+        spatial_ones = len(inputs.shape) - 2
+        if self.data_format == "channels_last":
+            for _ in range(spatial_ones):
+                gates = ops.expand_dims(gates, 1)
+        else:
+            for _ in range(spatial_ones):
+                gates = ops.expand_dims(gates, -1)
+        return inputs * gates
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "kernel_size": self.kernel_size,
+                "gamma": self.gamma,
+                "b": self.b,
+                "min_kernel_size": self.min_kernel_size,
+                "padding": self.padding,
+                "data_format": self.data_format,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            }
+        )
+        return config

@@ -1,0 +1,38 @@
+"""eca_keras: ECA-Net (Efficient Channel Attention) for Keras 3 and TensorFlow."""
+
+import pathlib
+import re
+
+from setuptools import find_packages, setup
+
+HERE = pathlib.Path(__file__).parent
+VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "eca_keras/__init__.py").read_text())[1]
+
+setup(
+    name="eca-keras",
+    version=VERSION,
+    description="ECA-Net (Efficient Channel Attention) layers, models and weights for Keras 3",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["eca_keras", "eca_keras.*"]),
+    package_data={"eca_keras": ["applications/data/*", "data/*"]},
+    install_requires=[
+        "tensorflow>=2.16",
+        "keras>=3.3",
+        "tensorflow-datasets>=4.9",
+        "numpy>=1.23",
+        "safetensors>=0.4",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "ruff>=0.5", "jax[cpu]>=0.4.30", "torch>=2.1"],
+        "convert": ["safetensors>=0.4"],
+    },
+    entry_points={"console_scripts": ["eca-keras=eca_keras.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Framework :: Keras",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

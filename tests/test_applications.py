@@ -1,0 +1,285 @@
+"""The constructors: architecture facts, keras.applications behaviour, and its error messages."""
+
+import importlib.util
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from eca_keras import ECA
+from eca_keras.applications import (
+    ECAMobileNetV2,
+    ECAResNet18,
+    ECAResNet50,
+    ECAResNet50D,
+    get_model,
+    list_models,
+    model_info,
+)
+
+# Trainable parameters of the released / timm models (DESIGN.md, the issue), typed independently
+# of the registry.
+PUBLISHED_PARAMS = {
+    "eca_resnet18": 11_689_556,
+    "eca_resnet34": 21_797_744,
+    "eca_resnet50": 25_557_112,
+    "eca_resnet101": 44_549_317,
+    "eca_resnet152": 60_193_042,
+    "eca_mobilenet_v2": 3_504_903,
+    "ecaresnet26t": 16_011_916,
+    "ecaresnet50t": 25_573_814,
+    "ecaresnet50d": 25_576_350,
+    "ecaresnet101d": 44_568_563,
+    "ecaresnetlight": 30_162_046,
+    "ecaresnet269d": 102_093_077,
+}
+# The same networks without ECA: torchvision's resnet18 / resnet50 / mobilenet_v2.
+PLAIN_PARAMS = {
+    "eca_resnet18": 11_689_512,
+    "eca_resnet50": 25_557_032,
+    "eca_mobilenet_v2": 3_504_872,
+}
+
+
+def trainable_count(model):
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+def eca_kernel_sizes(model):
+    return [layer.kernel.shape[0] for layer in model.layers if isinstance(layer, ECA)]
+
+
+def test_registry_lists_every_model():
+    assert sorted(list_models()) == sorted(PUBLISHED_PARAMS)
+    with pytest.raises(ValueError, match="Unknown model 'resnet50'.*eca_resnet50"):
+        get_model("resnet50")
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_PARAMS))
+def test_parameter_counts(name):
+    model = get_model(name, weights=None)
+    assert trainable_count(model) == PUBLISHED_PARAMS[name] == model_info(name).params
+    assert model.name == name
+    assert model.output_shape == (None, 1000)
+
+
+@pytest.mark.parametrize("name", sorted(PLAIN_PARAMS))
+def test_attention_false_is_the_plain_baseline(name):
+    model = get_model(name, weights=None, attention=False)
+    assert trainable_count(model) == PLAIN_PARAMS[name]
+    assert not eca_kernel_sizes(model)
+
+
+def test_released_kernel_sizes():
+    r50 = ECAResNet50(weights=None)
+    assert eca_kernel_sizes(r50) == [3] * 3 + [5] * 4 + [5] * 6 + [7] * 3
+    r18 = ECAResNet18(weights=None)
+    assert eca_kernel_sizes(r18) == [3, 3, 5, 5, 7, 7, 7, 7]
+    mobile = ECAMobileNetV2(weights=None)
+    assert eca_kernel_sizes(mobile) == [1] * 10 + [3] * 7
+    timm = ECAResNet50D(weights=None)
+    assert eca_kernel_sizes(timm) == [5] * 13 + [7] * 3
+
+
+def test_kernel_sizes_override():
+    model = ECAResNet18(weights=None, kernel_sizes=(3, 3, 3, 3))
+    assert eca_kernel_sizes(model) == [3] * 8
+    with pytest.raises(ValueError, match="one entry per stage"):
+        ECAResNet18(weights=None, kernel_sizes=(3, 3))
+    with pytest.raises(ValueError, match="odd"):
+        ECAResNet18(weights=None, kernel_sizes=(3, 4, 5, 7))
+    with pytest.raises(ValueError, match="kernel sizes"):
+        ECAResNet18(weights="imagenet", kernel_sizes=(3, 3, 3, 3))
+    with pytest.raises(ValueError, match="attention=False"):
+        ECAMobileNetV2(weights="imagenet", attention=False)
+    with pytest.raises(ValueError, match="alpha=1.0"):
+        ECAMobileNetV2(weights="imagenet", alpha=0.5)
+
+
+def test_layer_names_are_the_documented_contract():
+    names = {layer.name for layer in ECAResNet50(weights=None).layers}
+    for name in (
+        "conv1_pad",
+        "conv1_conv",
+        "conv1_bn",
+        "pool1_pool",
+        "conv2_block1_0_conv",
+        "conv2_block1_3_bn",
+        "conv2_block1_eca",
+        "conv3_block1_2_pad",
+        "conv5_block3_out",
+        "avg_pool",
+        "predictions",
+    ):
+        assert name in names
+    names = {layer.name for layer in ECAResNet50D(weights=None).layers}
+    assert {
+        "conv1_1_conv",
+        "conv1_2_bn",
+        "conv1_3_conv",
+        "conv1_bn",
+        "conv3_block1_0_pool",
+    } <= names
+    assert "conv2_block1_0_pool" not in names  # stride 1: no pooling in the shortcut
+    names = {layer.name for layer in ECAMobileNetV2(weights=None).layers}
+    assert {"block1_dw_conv", "block2_expand_conv", "block17_eca", "top_conv"} <= names
+    assert {"block1_expand_conv", "block1_add"}.isdisjoint(names)
+    assert "block3_add" in names and "block4_add" not in names  # stride 2 starts row 3
+
+
+@pytest.mark.parametrize("constructor", [ECAResNet18, ECAResNet50D, ECAMobileNetV2])
+def test_include_top_false_and_pooling(constructor):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    features = constructor(weights=None, include_top=False, input_shape=(64, 64, 3))
+    assert features.output_shape[1:3] == (2, 2)
+    maps = features.predict(x, verbose=0)
+    for pooling, reduce in (("avg", np.mean), ("max", np.max)):
+        pooled = constructor(
+            weights=None, include_top=False, pooling=pooling, input_shape=(64, 64, 3)
+        )
+        pooled.set_weights(features.get_weights())
+        np.testing.assert_allclose(
+            pooled.predict(x, verbose=0), reduce(maps, axis=(1, 2)), rtol=1e-5, atol=1e-5
+        )
+    dynamic = constructor(weights=None, include_top=False)
+    assert dynamic.input_shape == (None, None, None, 3)
+
+
+def test_input_tensor_with_predecessors():
+    inputs = keras.Input((48, 48, 3))
+    scaled = keras.layers.Rescaling(0.5)(inputs)
+    model = ECAResNet18(weights=None, input_tensor=scaled, include_top=False, pooling="avg")
+    assert model.inputs[0] is inputs  # the source input, as keras.applications does
+    assert model.output_shape == (None, 512)
+    assert ECAResNet18(weights=None, input_tensor=inputs, classes=7).output_shape == (None, 7)
+
+
+def test_classes_and_activation():
+    model = ECAMobileNetV2(
+        weights=None, classes=7, classifier_activation=None, input_shape=(64, 64, 3)
+    )
+    logits = model.predict(np.zeros((1, 64, 64, 3), "float32"), verbose=0)
+    assert logits.shape == (1, 7) and not np.isclose(logits.sum(), 1.0)
+    assert model.get_layer("top_dropout").rate == 0.25
+
+
+def test_weights_from_a_file(tmp_path):
+    model = ECAMobileNetV2(weights=None, input_shape=(64, 64, 3), classes=5)
+    path = str(tmp_path / "m.weights.h5")
+    model.save_weights(path)
+    loaded = ECAMobileNetV2(weights=path, input_shape=(64, 64, 3), classes=5)
+    x = np.random.default_rng(1).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    np.testing.assert_array_equal(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
+
+
+def test_keras_file_round_trip(tmp_path):
+    model = ECAResNet18(weights=None, input_shape=(64, 64, 3), classes=10)
+    x = np.random.default_rng(2).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    path = tmp_path / "r18.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)  # no custom_objects: ECA is registered
+    np.testing.assert_array_equal(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_model_matches_float32(policy):
+    reference = ECAResNet18(weights=None, input_shape=(64, 64, 3), classifier_activation=None)
+    keras.config.set_dtype_policy(policy)
+    model = ECAResNet18(weights=None, input_shape=(64, 64, 3), classifier_activation=None)
+    model.set_weights(reference.get_weights())
+    x = np.random.default_rng(3).uniform(0, 255, (2, 64, 64, 3)).astype("float32") / 255
+    expected = reference.predict(x, verbose=0)
+    got = model.predict(x, verbose=0).astype("float32")
+    scale = np.abs(expected).max()
+    tolerance = 0.05 if policy == "mixed_bfloat16" else 0.01
+    assert np.abs(got - expected).max() <= tolerance * scale
+
+
+@pytest.mark.parametrize("constructor", [ECAResNet50D, ECAMobileNetV2])
+def test_channels_first(constructor):
+    last = constructor(weights=None, input_shape=(64, 64, 3))
+    keras.config.set_image_data_format("channels_first")
+    first = constructor(weights=None, input_shape=(3, 64, 64))
+    assert first.output_shape == (None, 1000)
+    assert first.get_layer("conv1_bn" if constructor is ECAMobileNetV2 else "conv1_1_bn").axis == 1
+    first.set_weights(last.get_weights())  # kernels have the same layout in both formats
+    if keras.backend.backend() == "tensorflow" and not _tensorflow_has_gpu():
+        pytest.skip(
+            "TensorFlow has no NCHW convolution on the CPU; checked under KERAS_BACKEND=jax"
+        )
+    x = np.random.default_rng(4).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    np.testing.assert_allclose(
+        first.predict(x.transpose(0, 3, 1, 2), verbose=0),
+        last.predict(x, verbose=0),
+        rtol=1e-4,
+        atol=1e-6,
+    )
+
+
+def _tensorflow_has_gpu():
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+# (kwargs, which part of keras.applications rejects it); every message must equal Keras' own.
+BAD_ARGUMENTS = [
+    {"weights": "no/such/file.h5"},
+    {"weights": "imagenet", "classes": 10},
+    {"weights": "imagenet", "include_top": False, "input_shape": (64, 64, 1)},
+    {"weights": "imagenet", "include_top": True, "input_shape": (128, 128, 3)},
+    {"weights": None, "include_top": False, "input_shape": (16, 64, 3)},
+    {"weights": None, "include_top": True, "input_shape": (None, None, 3)},
+    {"weights": None, "include_top": False, "input_shape": (64, 64)},
+]
+
+
+@pytest.mark.parametrize("kwargs", BAD_ARGUMENTS, ids=[str(k) for k in BAD_ARGUMENTS])
+def test_errors_equal_keras_applications(kwargs):
+    with pytest.raises(ValueError) as keras_error:
+        keras.applications.ResNet50(**kwargs)
+    for constructor in (ECAResNet50, ECAMobileNetV2):
+        with pytest.raises(ValueError) as ours:
+            constructor(**kwargs)
+        assert str(ours.value) == str(keras_error.value)
+
+
+def test_activation_error_like_keras_applications():
+    with pytest.raises(ValueError, match="Only `None` and `softmax` activations are allowed"):
+        ECAResNet50(weights="imagenet", classifier_activation="relu")
+    with pytest.raises(ValueError, match="`pooling` should be one of"):
+        ECAResNet50(weights=None, include_top=False, pooling="sum")
+
+
+def test_channel_warning_like_keras_applications():
+    with pytest.warns(UserWarning, match="usually expects 1 or 3 input channels"):
+        ECAResNet18(weights=None, include_top=False, input_shape=(64, 64, 5))
+
+
+def test_constructor_signature_and_docstring():
+    import inspect
+
+    ours = list(inspect.signature(ECAResNet50).parameters)
+    theirs = list(inspect.signature(keras.applications.ResNet50).parameters)
+    assert ours[: len(theirs)] == theirs
+    assert ours[len(theirs) :] == ["kernel_sizes", "attention"]
+    assert "(3, 5, 5, 7)" in ECAResNet50.__doc__ and ECAResNet50.__name__ == "ECAResNet50"
+    assert "alpha" in ECAMobileNetV2.__doc__
+
+
+def test_tfds_label_files_match_bundled_classes():
+    from eca_keras.applications.imagenet_utils import imagenet_classes
+
+    classes = imagenet_classes()
+    assert len(classes) == 1000 and len({wnid for wnid, _ in classes}) == 1000
+    spec = importlib.util.find_spec("tensorflow_datasets")
+    labels = os.path.join(
+        spec.submodule_search_locations[0], "datasets", "imagenet2012", "labels.txt"
+    )
+    if not os.path.exists(labels):
+        pytest.skip("this TFDS version ships no imagenet2012/labels.txt")
+    with open(labels) as handle:
+        assert [wnid for wnid, _ in classes] == handle.read().split()
+    assert [wnid for wnid, _ in classes] == sorted(wnid for wnid, _ in classes)  # ImageFolder order

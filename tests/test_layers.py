@@ -1,0 +1,184 @@
+"""The ECA layer against an independent NumPy reference of the paper's formula."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from eca_keras import ECA, eca_kernel_size
+
+
+def reference_eca(x, kernel, channels_axis, circular=False):
+    """out = x * sigmoid(conv1d(GAP(x))), written from the formula with explicit loops."""
+    x = np.moveaxis(np.asarray(x, np.float64), channels_axis, -1)
+    batch, channels = x.shape[0], x.shape[-1]
+    pooled = x.reshape(batch, -1, channels).mean(axis=1)
+    k = len(kernel)
+    half = (k - 1) // 2
+    gates = np.zeros((batch, channels))
+    for n in range(batch):
+        for c in range(channels):
+            total = 0.0
+            for j in range(k):
+                source = c + j - half
+                if circular:
+                    source %= channels
+                elif not 0 <= source < channels:
+                    continue  # zero padding
+                total += kernel[j] * pooled[n, source]
+            gates[n, c] = 1.0 / (1.0 + math.exp(-total))
+    out = x * gates.reshape((batch,) + (1,) * (x.ndim - 2) + (channels,))
+    return np.moveaxis(out, -1, channels_axis)
+
+
+# The paper's rule |log2(C)/2 + 1/2|_odd, worked out by hand.
+ADAPTIVE_K = {64: 3, 128: 5, 256: 5, 512: 5, 1024: 5, 2048: 7, 16: 3, 8: 3, 4: 1, 32: 3, 96: 3}
+
+
+@pytest.mark.parametrize("channels,expected", sorted(ADAPTIVE_K.items()))
+def test_adaptive_kernel_size(channels, expected):
+    assert eca_kernel_size(channels) == expected
+    layer = ECA()
+    layer.build((None, 4, 4, channels))
+    assert layer.kernel.shape == (expected, 1, 1)
+
+
+def test_adaptive_kernel_size_rules():
+    assert [eca_kernel_size(c, min_size=3) for c in (4, 64, 256, 2048)] == [3, 3, 5, 7]
+    assert eca_kernel_size(256, gamma=1, b=0) == 9  # log2(256) = 8 -> 9
+    with pytest.raises(ValueError, match="gamma"):
+        eca_kernel_size(64, gamma=0)
+
+
+@pytest.mark.parametrize(
+    "shape,data_format,k,padding",
+    [
+        ((2, 11, 7), "channels_last", 3, "zeros"),
+        ((2, 5, 6, 16), "channels_last", 5, "zeros"),
+        ((2, 5, 6, 16), "channels_last", 5, "circular"),
+        ((2, 16, 5, 6), "channels_first", 3, "zeros"),
+        ((2, 3, 4, 5, 8), "channels_last", 3, "circular"),
+        ((2, 8, 3, 4, 5), "channels_first", 7, "zeros"),
+        ((3, 4, 4, 6), "channels_last", 1, "zeros"),
+        ((1, 2, 2, 3), "channels_last", 9, "circular"),  # the window wraps more than once
+    ],
+)
+def test_numerics_match_reference(shape, data_format, k, padding):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=shape).astype("float32")
+    layer = ECA(kernel_size=k, padding=padding, data_format=data_format)
+    layer.build(shape)
+    kernel = rng.normal(size=k).astype("float32")
+    layer.kernel.assign(kernel.reshape(k, 1, 1))
+    out = keras.ops.convert_to_numpy(layer(x))
+    channels_axis = -1 if data_format == "channels_last" else 1
+    expected = reference_eca(x, kernel, channels_axis, circular=padding == "circular")
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_gates_are_per_channel_and_bounded():
+    x = np.random.default_rng(1).normal(size=(2, 3, 3, 10)).astype("float32")
+    layer = ECA(kernel_size=3)
+    gates = keras.ops.convert_to_numpy(layer.channel_weights(x))
+    assert gates.shape == (2, 10)
+    assert np.all((gates > 0) & (gates < 1))
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"kernel_size": 4}, "odd"),
+        ({"kernel_size": 0}, "odd"),
+        ({"kernel_size": -3}, "odd"),
+        ({"kernel_size": 3.0}, "odd integer"),
+        ({"padding": "reflect"}, "padding"),
+        ({"data_format": "channels_middle"}, "data_format"),
+        ({"gamma": 0}, "gamma"),
+    ],
+)
+def test_constructor_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ECA(**kwargs)
+
+
+def test_build_errors():
+    with pytest.raises(ValueError, match="rank-3, rank-4 or rank-5"):
+        ECA()(np.zeros((2, 8), "float32"))
+    with pytest.raises(ValueError, match="rank-3, rank-4 or rank-5"):
+        ECA().build((1, 2, 3, 4, 5, 6))
+    with pytest.raises(ValueError, match="known channel dimension"):
+        ECA().build((None, 8, 8, None))
+    with pytest.raises(ValueError, match="known channel dimension"):
+        ECA(data_format="channels_first").build((None, None, 8, 8))
+
+
+def test_config_round_trip():
+    layer = ECA(kernel_size=5, padding="circular", data_format="channels_first", name="att")
+    clone = ECA.from_config(layer.get_config())
+    assert (clone.kernel_size, clone.padding, clone.data_format, clone.name) == (
+        5,
+        "circular",
+        "channels_first",
+        "att",
+    )
+    assert keras.saving.get_registered_object("eca_keras>ECA") is ECA
+
+
+def test_keras_file_loads_without_custom_objects(tmp_path):
+    inputs = keras.Input((6, 6, 32))
+    x = keras.layers.Conv2D(32, 3, padding="same")(inputs)
+    x = ECA(name="eca")(x)
+    y = ECA(kernel_size=3, padding="circular", name="ceca")(x)
+    model = keras.Model(inputs, y)
+    data = np.random.default_rng(2).normal(size=(2, 6, 6, 32)).astype("float32")
+    path = tmp_path / "eca.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded.get_layer("eca"), ECA)
+    np.testing.assert_array_equal(loaded.predict(data, verbose=0), model.predict(data, verbose=0))
+
+
+def test_default_initializer_matches_pytorch_conv1d():
+    layer = ECA(kernel_size=5)
+    layer.build((None, 4, 4, 64))
+    bound = 1 / math.sqrt(5)
+    values = keras.ops.convert_to_numpy(layer.kernel)
+    assert np.all(np.abs(values) <= bound) and np.abs(values).max() > bound / 10
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_matches_float32(policy):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2, 14, 14, 64)).astype("float32")
+    reference = ECA(kernel_size=3)
+    reference.build(x.shape)
+    kernel = rng.normal(size=(3, 1, 1)).astype("float32")
+    reference.kernel.assign(kernel)
+    keras.config.set_dtype_policy(policy)
+    layer = ECA(kernel_size=3)
+    layer.build(x.shape)
+    layer.kernel.assign(kernel)
+    assert layer.kernel.dtype == "float32"  # variables stay float32 under mixed policies
+    out = layer(keras.ops.cast(x, layer.compute_dtype))
+    assert keras.backend.standardize_dtype(out.dtype) == policy.split("_")[1]
+    tolerance = 2e-2 if policy == "mixed_bfloat16" else 3e-3
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(keras.ops.cast(out, "float32")),
+        keras.ops.convert_to_numpy(reference(x)),
+        rtol=tolerance,
+        atol=tolerance,
+    )
+
+
+def test_trains_inside_a_model():
+    """Gradients reach the ECA kernel (it is a trainable weight of the model)."""
+    inputs = keras.Input((4, 4, 16))
+    x = ECA(kernel_size=3, name="eca")(inputs)
+    outputs = keras.layers.Dense(1)(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse")
+    before = keras.ops.convert_to_numpy(model.get_layer("eca").kernel).copy()
+    rng = np.random.default_rng(4)
+    model.fit(rng.normal(size=(16, 4, 4, 16)), rng.normal(size=(16, 1)), epochs=2, verbose=0)
+    assert not np.allclose(before, keras.ops.convert_to_numpy(model.get_layer("eca").kernel))

@@ -1,0 +1,50 @@
+"""README's set-up commands are what CI runs, and the CLI answers as documented."""
+
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def setup_commands():
+    text = (ROOT / "README.md").read_text()
+    block = text.split("```bash", 1)[1].split("```", 1)[0]
+    return [line.split("#", 1)[0].strip() for line in block.strip().splitlines()]
+
+
+def test_ci_runs_the_readme_commands():
+    install_and_main, install_and_tests = setup_commands()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert install_and_main in ci and install_and_tests in ci
+    assert "pytest" in install_and_tests and "set -euo pipefail" in ci
+
+
+def run_cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "eca_keras.cli", *args], capture_output=True, text=True, cwd=ROOT
+    )
+
+
+def test_cli_help_and_models():
+    help_text = run_cli("--help")
+    assert help_text.returncode == 0 and "models" in help_text.stdout
+    models = run_cli("models")
+    assert models.returncode == 0, models.stderr
+    assert "eca_resnet50" in models.stdout and "25,557,112" in models.stdout
+    assert "102,093,077" in models.stdout
+
+
+def test_cli_demo_classifies_the_bundled_image():
+    demo = run_cli("demo")
+    assert demo.returncode == 0, demo.stderr
+    lines = demo.stdout.strip().splitlines()
+    assert lines[0].endswith("flower.jpg") and len(lines) == 6
+    assert "random weights" in demo.stderr
+
+
+def test_cli_reports_bad_input_clearly():
+    missing = run_cli("predict", "--weights", "none", "no_such_image.jpg")
+    assert missing.returncode == 1 and "No such image file: no_such_image.jpg" in missing.stderr
+    unknown = run_cli("predict", "--model", "resnet9000", "--weights", "none")
+    assert unknown.returncode == 1 and "Unknown model 'resnet9000'" in unknown.stderr
