@@ -1,6 +1,7 @@
 """``eca-keras``: the command line, a thin skin over functions a user can import."""
 
 import argparse
+import contextlib
 import os
 import sys
 from importlib import resources
@@ -57,6 +58,46 @@ def cmd_predict(args):
     return 0
 
 
+def cmd_convert(args):
+    """Converts an upstream checkpoint into a Keras ``.weights.h5`` and prints its sha256."""
+    from eca_keras.applications.weights import convert_checkpoint
+
+    output, digest, report = convert_checkpoint(args.model, args.checkpoint, args.output)
+    print(
+        f"converted {report.loaded_tensors} tensors into {report.loaded_layers} layers of "
+        f"{args.model}"
+    )
+    print(f"wrote {output}")
+    print(f"sha256 {digest}")
+    return 0
+
+
+def cmd_evaluate(args):
+    """Top-1 / top-5 of a registered model on ImageNet-style data."""
+    import json
+
+    from eca_keras.applications import get_model
+    from eca_keras.evaluation import eval_dataset, evaluate
+    from eca_keras.predict import eval_config
+
+    config = eval_config(args.model)
+    model = get_model(args.model, weights=args.weights, input_shape=(config.input_size,) * 2 + (3,))
+    data = eval_dataset(
+        args.dataset, config, args.batch_size, args.data_dir, args.split, args.limit
+    )
+    # With --json, stdout carries only the JSON object; the progress bar goes to stderr.
+    with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):
+        result = evaluate(model, data)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(
+            f"{args.model}: top-1 {result['top1']:.2f}%  top-5 {result['top5']:.2f}%  "
+            f"on {result['n']} images"
+        )
+    return 0
+
+
 def cmd_demo(args):
     """The embedded-default job: build ECA-MobileNetV2, classify the bundled image, no download."""
     args.model, args.weights, args.images, args.top = "eca_mobilenet_v2", None, [], 5
@@ -85,6 +126,31 @@ def build_parser():
     p.add_argument("--top", type=int, default=5, help="how many classes to print")
     p.set_defaults(func=cmd_predict)
 
+    p = sub.add_parser("evaluate", help="top-1/top-5 on ImageNet-style data")
+    p.add_argument("--model", required=True, help="registered model name")
+    p.add_argument("--weights", type=_weights_argument, default="imagenet")
+    p.add_argument(
+        "--dataset", required=True, help="a folder of class sub-folders, or tfds:<name>[/<config>]"
+    )
+    p.add_argument("--data-dir", help="TFDS data directory")
+    p.add_argument("--split", default="validation", help="TFDS split")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--limit", type=int, help="evaluate only the first N images")
+    p.add_argument("--json", action="store_true", help="print a JSON object (top1, top5, n)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "convert", help="convert an official ECA-Net or timm checkpoint to Keras weights"
+    )
+    p.add_argument("--model", required=True, help="registered model name, e.g. eca_resnet50")
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        help="upstream .pth/.pth.tar (no torch needed) or .safetensors",
+    )
+    p.add_argument("--output", required=True, help="the Keras weights file, *.weights.h5")
+    p.set_defaults(func=cmd_convert)
+
     p = sub.add_parser(
         "demo", help="build ECA-MobileNetV2 and classify the bundled image (no download)"
     )
@@ -107,7 +173,7 @@ def main(argv=None):
         return 2
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, OSError) as error:
         print(f"eca-keras {args.command}: error: {error}", file=sys.stderr)
         return 1
 

@@ -48,3 +48,14 @@ def test_cli_reports_bad_input_clearly():
     assert missing.returncode == 1 and "No such image file: no_such_image.jpg" in missing.stderr
     unknown = run_cli("predict", "--model", "resnet9000", "--weights", "none")
     assert unknown.returncode == 1 and "Unknown model 'resnet9000'" in unknown.stderr
+
+
+def test_readme_weights_table_matches_the_registry():
+    from eca_keras.applications.weights import WEIGHTS
+
+    text = (ROOT / "README.md").read_text()
+    for name, source in WEIGHTS.items():
+        row = next(
+            line for line in text.splitlines() if line.startswith(f"| `{name}` | `{source.name}`")
+        )
+        assert f"{source.top1:.2f}" in row and source.file_name in row

@@ -4,6 +4,7 @@ import keras
 from keras import layers
 
 from eca_keras.applications import imagenet_utils
+from eca_keras.applications.weights import load_model_weights
 
 POOLINGS = (None, "avg", "max")
 
@@ -17,16 +18,8 @@ def channel_axis():
     return 1 if keras.config.image_data_format() == "channels_first" else -1
 
 
-def check_arguments(
-    *,
-    include_top,
-    weights,
-    input_shape,
-    pooling,
-    classes,
-    classifier_activation,
-    default_size,
-    min_size=32,
+def _check_arguments(
+    include_top, weights, input_shape, pooling, classes, classifier_activation, default_size
 ):
     """Validates like keras.applications and returns the resolved input shape."""
     imagenet_utils.validate_weights_argument(weights, include_top, classes)
@@ -40,14 +33,14 @@ def check_arguments(
     return imagenet_utils.obtain_input_shape(
         input_shape,
         default_size=default_size,
-        min_size=min_size,
+        min_size=32,
         data_format=keras.config.image_data_format(),
         require_flatten=include_top,
         weights=weights,
     )
 
 
-def model_input(input_tensor, input_shape):
+def _model_input(input_tensor, input_shape):
     """The model's input layer, wrapping a user's ``input_tensor`` as keras.applications does."""
     if input_tensor is None:
         return layers.Input(shape=input_shape)
@@ -56,19 +49,31 @@ def model_input(input_tensor, input_shape):
     return input_tensor
 
 
-def finish_model(
-    x,
-    img_input,
-    input_tensor,
+def build_application(
+    model_name,
+    body,
     *,
     include_top,
+    weights,
+    input_tensor,
+    input_shape,
     pooling,
     classes,
     classifier_activation,
     name,
+    default_size,
     dropout_rate=0.0,
 ):
-    """Adds the head (``avg_pool`` [-> ``top_dropout``] -> ``predictions``) or the pooling."""
+    """The keras.applications skeleton every constructor shares.
+
+    Validates the arguments, makes the input, runs ``body(inputs) -> features``, adds the head
+    (``avg_pool`` [-> ``top_dropout``] -> ``predictions``) or the pooling, and loads ``weights``.
+    """
+    input_shape = _check_arguments(
+        include_top, weights, input_shape, pooling, classes, classifier_activation, default_size
+    )
+    img_input = _model_input(input_tensor, input_shape)
+    x = body(img_input)
     if include_top:
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
         if dropout_rate:
@@ -79,7 +84,10 @@ def finish_model(
     elif pooling == "max":
         x = layers.GlobalMaxPooling2D(name="max_pool")(x)
     inputs = keras.utils.get_source_inputs(input_tensor) if input_tensor is not None else img_input
-    return keras.Model(inputs, x, name=name)
+    model = keras.Model(inputs, x, name=name)
+    if weights is not None:
+        load_model_weights(model, model_name, weights)
+    return model
 
 
 def conv_bn(x, filters, kernel_size, strides, name, activation="relu", depthwise=False):
@@ -94,24 +102,20 @@ def conv_bn(x, filters, kernel_size, strides, name, activation="relu", depthwise
         x = layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad")(x)
         padding = "valid"
     if depthwise:
-        x = layers.DepthwiseConv2D(
-            kernel_size,
-            strides=strides,
-            padding=padding,
-            use_bias=False,
-            depthwise_initializer=CONV_INITIALIZER,
-            name=f"{name}_conv",
-        )(x)
+        conv, arguments = layers.DepthwiseConv2D, {"depthwise_initializer": CONV_INITIALIZER}
     else:
-        x = layers.Conv2D(
-            filters,
-            kernel_size,
-            strides=strides,
-            padding=padding,
-            use_bias=False,
-            kernel_initializer=CONV_INITIALIZER,
-            name=f"{name}_conv",
-        )(x)
+        conv, arguments = (
+            layers.Conv2D,
+            {"filters": filters, "kernel_initializer": CONV_INITIALIZER},
+        )
+    x = conv(
+        kernel_size=kernel_size,
+        strides=strides,
+        padding=padding,
+        use_bias=False,
+        name=f"{name}_conv",
+        **arguments,
+    )(x)
     x = layers.BatchNormalization(
         axis=channel_axis(), epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"{name}_bn"
     )(x)

@@ -14,7 +14,6 @@ Layer names (block indices follow torchvision's ``features.N``, so ``block1`` is
 from keras import layers
 
 from eca_keras.applications import base
-from eca_keras.applications.weights import load_model_weights
 from eca_keras.layers import ECA
 
 MODEL_NAME = "eca_mobilenet_v2"
@@ -70,15 +69,6 @@ def ECAMobileNetV2(
     attention=True,
     alpha=1.0,
 ):
-    input_shape = base.check_arguments(
-        include_top=include_top,
-        weights=weights,
-        input_shape=input_shape,
-        pooling=pooling,
-        classes=classes,
-        classifier_activation=classifier_activation,
-        default_size=224,
-    )
     if alpha <= 0:
         raise ValueError(f"`alpha` must be positive. Received: alpha={alpha}")
     if weights == "imagenet" and alpha != 1.0:
@@ -89,41 +79,44 @@ def ECAMobileNetV2(
     kernel_sizes = base.check_kernel_sizes(kernel_sizes, KERNEL_SIZES, MODEL_NAME)
     base.check_pretrained_variant(weights, MODEL_NAME, attention, kernel_sizes, KERNEL_SIZES)
 
-    img_input = base.model_input(input_tensor, input_shape)
-    channels = make_divisible(STEM_CHANNELS * alpha)
-    x = base.conv_bn(img_input, channels, 3, 2, "conv1", activation="relu6")
-    index = 1
-    rows = zip(INVERTED_RESIDUAL_SETTING, kernel_sizes, strict=True)
-    for (expansion, c, repeats, stride), k in rows:
-        out_channels = make_divisible(c * alpha)
-        for repeat in range(repeats):
-            x = _inverted_residual(
-                x,
-                channels,
-                out_channels,
-                stride if repeat == 0 else 1,
-                expansion,
-                k,
-                attention,
-                f"block{index}",
-            )
-            channels = out_channels
-            index += 1
-    x = base.conv_bn(x, make_divisible(LAST_CHANNELS * max(1.0, alpha)), 1, 1, "top", "relu6")
-    model = base.finish_model(
-        x,
-        img_input,
-        input_tensor,
+    def body(inputs):
+        channels = make_divisible(STEM_CHANNELS * alpha)
+        x = base.conv_bn(inputs, channels, 3, 2, "conv1", activation="relu6")
+        index = 1
+        rows = zip(INVERTED_RESIDUAL_SETTING, kernel_sizes, strict=True)
+        for (expansion, c, repeats, stride), k in rows:
+            out_channels = make_divisible(c * alpha)
+            for repeat in range(repeats):
+                first_stride = stride if repeat == 0 else 1
+                x = _inverted_residual(
+                    x,
+                    channels,
+                    out_channels,
+                    first_stride,
+                    expansion,
+                    k,
+                    attention,
+                    f"block{index}",
+                )
+                channels = out_channels
+                index += 1
+        last_channels = make_divisible(LAST_CHANNELS * max(1.0, alpha))
+        return base.conv_bn(x, last_channels, 1, 1, "top", activation="relu6")
+
+    return base.build_application(
+        MODEL_NAME,
+        body,
         include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
         pooling=pooling,
         classes=classes,
         classifier_activation=classifier_activation,
         name=name,
+        default_size=224,
         dropout_rate=DROPOUT_RATE,
     )
-    if weights is not None:
-        load_model_weights(model, MODEL_NAME, weights)
-    return model
 
 
 ECAMobileNetV2.__doc__ = base.CONSTRUCTOR_DOC.format(

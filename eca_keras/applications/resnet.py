@@ -21,7 +21,6 @@ import dataclasses
 from keras import layers
 
 from eca_keras.applications import base
-from eca_keras.applications.weights import load_model_weights
 from eca_keras.layers import ECA
 
 
@@ -156,36 +155,27 @@ def build_resnet(
 ):
     """Builds the registered ECA-ResNet ``model_name`` (a key of ``RESNET_VARIANTS``)."""
     variant = RESNET_VARIANTS[model_name]
-    input_shape = base.check_arguments(
-        include_top=include_top,
-        weights=weights,
-        input_shape=input_shape,
-        pooling=pooling,
-        classes=classes,
-        classifier_activation=classifier_activation,
-        default_size=variant.default_size,
-    )
     kernel_sizes = base.check_kernel_sizes(kernel_sizes, variant.kernel_sizes, model_name)
     base.check_pretrained_variant(
         weights, model_name, attention, kernel_sizes, variant.kernel_sizes
     )
 
-    img_input = base.model_input(input_tensor, input_shape)
-    x = _stem(img_input, variant.stem)
-    x = _stages(x, variant, kernel_sizes, attention)
-    model = base.finish_model(
-        x,
-        img_input,
-        input_tensor,
+    def body(inputs):
+        return _stages(_stem(inputs, variant.stem), variant, kernel_sizes, attention)
+
+    return base.build_application(
+        model_name,
+        body,
         include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
         pooling=pooling,
         classes=classes,
         classifier_activation=classifier_activation,
         name=name or model_name,
+        default_size=variant.default_size,
     )
-    if weights is not None:
-        load_model_weights(model, model_name, weights)
-    return model
 
 
 def _constructor(model_name, public_name, summary):

@@ -209,6 +209,8 @@ def download_upstream(source):
     time is recorded beside the file, so later corruption of the cache is still detected.
     """
     folder = os.path.join(cache_dir(), "upstream")
+    # get_file falls back to /tmp/.keras when the cache folder does not exist yet: create it.
+    os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, source.file_name)
     if os.path.exists(path) and not (source.sha256 or _recorded_hash_ok(path)):
         _discard(path, "Cached upstream weights do not match the hash recorded at download")
@@ -294,7 +296,7 @@ def is_upstream_checkpoint(path):
 
 
 def load_model_weights(model, model_name, weights):
-    """Loads ``weights`` ("imagenet", a ``.weights.h5`` or an upstream checkpoint) into ``model``."""
+    """Loads ``weights`` ("imagenet", a ``.weights.h5``, an upstream checkpoint) into ``model``."""
     if weights == "imagenet":
         model.load_weights(imagenet_weights_path(model_name))
     elif is_upstream_checkpoint(weights):
