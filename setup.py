@@ -17,17 +17,18 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["eca_keras", "eca_keras.*"]),
-    package_data={"eca_keras": ["applications/data/*", "data/*"]},
+    package_data={"eca_keras": ["applications/data/*", "data/*", "training/recipes/*.yaml"]},
     install_requires=[
         "tensorflow>=2.16",
         "keras>=3.3",
         "tensorflow-datasets>=4.9",
         "numpy>=1.23",
         "safetensors>=0.4",
+        "pyyaml>=5.4",
+        "tensorboard>=2.16",  # TensorFlow 2.21 no longer installs it; runs write TensorBoard logs
     ],
     extras_require={
         "test": ["pytest>=7", "ruff>=0.5", "jax[cpu]>=0.4.30", "torch>=2.1"],
-        "convert": ["safetensors>=0.4"],
     },
     entry_points={"console_scripts": ["eca-keras=eca_keras.cli:main"]},
     classifiers=[

@@ -44,7 +44,7 @@ def cmd_predict(args):
     from eca_keras.predict import classify_images
 
     images = args.images or [str(resources.files("eca_keras").joinpath("data", BUNDLED_IMAGE))]
-    if args.weights is None:
+    if args.weights is None and not args.model.endswith(".keras"):
         print(
             f"note: {args.model} has random weights (--weights none), so these classes are "
             "arbitrary; pass --weights imagenet for the pretrained network.",
@@ -73,27 +73,70 @@ def cmd_convert(args):
 
 
 def cmd_evaluate(args):
-    """Top-1 / top-5 of a registered model on ImageNet-style data."""
+    """Top-1 / top-5 of a model on a dataset's validation split."""
     import json
 
-    from eca_keras.applications import get_model
-    from eca_keras.evaluation import eval_dataset, evaluate
-    from eca_keras.predict import eval_config
+    from eca_keras.training.evaluate import evaluate_model
 
-    config = eval_config(args.model)
-    model = get_model(args.model, weights=args.weights, input_shape=(config.input_size,) * 2 + (3,))
-    data = eval_dataset(
-        args.dataset, config, args.batch_size, args.data_dir, args.split, args.limit
-    )
     # With --json, stdout carries only the JSON object; the progress bar goes to stderr.
     with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):
-        result = evaluate(model, data)
+        result = evaluate_model(
+            args.model,
+            args.dataset,
+            weights=args.weights,
+            data_dir=args.data_dir,
+            batch_size=args.batch_size,
+            limit=args.limit,
+            num_classes=args.num_classes,
+        )
     if args.json:
         print(json.dumps(result))
     else:
         print(
             f"{args.model}: top-1 {result['top1']:.2f}%  top-5 {result['top5']:.2f}%  "
             f"on {result['n']} images"
+        )
+    return 0
+
+
+def cmd_train(args):
+    """Trains or fine-tunes with model.fit; re-running the same command resumes."""
+    from eca_keras.training import recipes
+
+    config = recipes.load_recipe(args.recipe)
+    flags = {
+        "model": args.model,
+        "dataset": args.dataset,
+        "data_dir": args.data_dir,
+        "model_dir": args.model_dir,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "image_size": args.image_size,
+        "strategy": args.strategy,
+        "tpu": args.tpu,
+        "precision": args.precision,
+        "jit_compile": args.jit_compile,
+        "freeze_backbone": args.freeze_backbone,
+        "label_smoothing": args.label_smoothing,
+    }
+    config.update({key: value for key, value in flags.items() if value is not None})
+    if args.weights is not None:
+        config["weights"] = _weights_argument(args.weights)
+    if args.learning_rate is not None:
+        config["learning_rate"]["base"] = args.learning_rate
+    config = recipes.apply_overrides(config, args.set)
+    if args.logical_cpus:
+        from eca_keras.training import distribute
+
+        distribute.configure_logical_cpus(args.logical_cpus)
+    from eca_keras.training.train import train
+
+    summary = train(config)
+    best = summary["best_val_accuracy"]
+    if best is not None:
+        print(
+            f"done: {summary['epochs_run']} epochs this run, best val_accuracy {best:.4f}; "
+            f"run files in {summary['model_dir']}"
         )
     return 0
 
@@ -116,7 +159,11 @@ def build_parser():
 
     p = sub.add_parser("predict", help="classify images with a registered model (top-5)")
     p.add_argument("images", nargs="*", help="image files (default: the bundled example image)")
-    p.add_argument("--model", default="eca_mobilenet_v2", help="registered model name")
+    p.add_argument(
+        "--model",
+        default="eca_mobilenet_v2",
+        help="registered model name, or a .keras file from eca-keras train",
+    )
     p.add_argument(
         "--weights",
         type=_weights_argument,
@@ -126,16 +173,54 @@ def build_parser():
     p.add_argument("--top", type=int, default=5, help="how many classes to print")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("evaluate", help="top-1/top-5 on ImageNet-style data")
-    p.add_argument("--model", required=True, help="registered model name")
-    p.add_argument("--weights", type=_weights_argument, default="imagenet")
+    p = sub.add_parser(
+        "train",
+        help="train or fine-tune with model.fit (default: ECA-ResNet18 on the embedded digits)",
+        description="Train with a recipe; every key can be overridden. Re-running the same "
+        "command (same --model-dir) resumes from the last completed epoch.",
+    )
+    p.add_argument("--recipe", default="digits", help="a shipped recipe name or a YAML file")
+    p.add_argument("--model", help="registered model name, or a .keras file to continue")
+    p.add_argument("--weights", help="imagenet, a weights/checkpoint file, or none")
+    p.add_argument("--dataset", help="digits | tfds:<name>[/<config>] | <folder> | <TFRecord glob>")
+    p.add_argument("--data-dir", help="TFDS data directory")
+    p.add_argument("--model-dir", help="where the run's files go (default runs/<model>-<data>)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int, help="the global batch (all replicas)")
+    p.add_argument("--learning-rate", type=float, help="base LR per reference batch")
+    p.add_argument("--image-size", type=int)
     p.add_argument(
-        "--dataset", required=True, help="a folder of class sub-folders, or tfds:<name>[/<config>]"
+        "--strategy",
+        choices=("auto", "default", "one_device", "mirrored", "multi_worker", "tpu"),
+    )
+    p.add_argument("--tpu", help="TPU name or address (implies --strategy tpu with auto)")
+    p.add_argument("--precision", choices=("float32", "mixed_float16", "mixed_bfloat16"))
+    p.add_argument("--jit-compile", action="store_true", default=None, help="compile with XLA")
+    p.add_argument("--freeze-backbone", action="store_true", default=None)
+    p.add_argument("--label-smoothing", type=float)
+    p.add_argument(
+        "--logical-cpus", type=int, help="split the CPU into N devices (test mirrored training)"
+    )
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override any recipe key"
+    )
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="top-1/top-5 of a model on a dataset")
+    p.add_argument("--model", required=True, help="a registered model name or a .keras file")
+    p.add_argument(
+        "--weights", type=_weights_argument, default="imagenet", help="for a registered model"
+    )
+    p.add_argument(
+        "--dataset",
+        required=True,
+        help="digits | tfds:<name>[/<config>] | <folder> (a flat folder is evaluated whole) | "
+        "<TFRecord glob>",
     )
     p.add_argument("--data-dir", help="TFDS data directory")
-    p.add_argument("--split", default="validation", help="TFDS split")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--limit", type=int, help="evaluate only the first N images")
+    p.add_argument("--num-classes", type=int, help="TFRecords: the number of classes")
     p.add_argument("--json", action="store_true", help="print a JSON object (top1, top5, n)")
     p.set_defaults(func=cmd_evaluate)
 
@@ -173,7 +258,7 @@ def main(argv=None):
         return 2
     try:
         return args.func(args)
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError, RuntimeError) as error:
         print(f"eca-keras {args.command}: error: {error}", file=sys.stderr)
         return 1
 

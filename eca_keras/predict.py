@@ -23,9 +23,42 @@ def load_image(path, config):
 
 
 def classify_images(model_name, paths, weights="imagenet", top=5):
-    """Returns ``[(path, [(wnid, label, score), ...]), ...]`` for each image file."""
+    """Returns ``[(path, [(wnid, label, score), ...]), ...]`` for each image file.
+
+    ``model_name`` is a registered model (ImageNet classes) or a ``.keras`` file written by
+    ``eca-keras train`` (its run's classes and evaluation transform, from ``config.yaml``).
+    """
+    if str(model_name).endswith(".keras"):
+        return _classify_with_run_model(model_name, paths, top)
     config = eval_config(model_name)
     images = np.stack([load_image(path, config) for path in paths])
     model = get_model(model_name, weights=weights, input_shape=images.shape[1:])
     probabilities = model.predict(preprocess_input(images), verbose=0)
     return list(zip(paths, decode_predictions(probabilities, top=top), strict=True))
+
+
+def _classify_with_run_model(model_path, paths, top):
+    import keras
+    import yaml
+
+    from eca_keras.training.evaluate import run_eval_config
+
+    if not os.path.isfile(model_path):
+        raise FileNotFoundError(f"No such model file: {model_path}")
+    model = keras.saving.load_model(model_path)
+    config = run_eval_config(model_path, model.input_shape[1])
+    run_config = os.path.join(os.path.dirname(os.path.abspath(model_path)), "config.yaml")
+    classes = model.output_shape[-1]
+    names = [str(i) for i in range(classes)]
+    if os.path.exists(run_config):
+        with open(run_config) as handle:
+            names = yaml.safe_load(handle).get("class_names") or names
+    images = np.stack([load_image(path, config) for path in paths])
+    logits = np.asarray(model.predict(preprocess_input(images), verbose=0), "float64")
+    probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    results = []
+    for path, row in zip(paths, probabilities, strict=True):
+        best = np.argsort(-row)[: min(top, classes)]
+        results.append((path, [(str(i), str(names[i]), float(row[i])) for i in best]))
+    return results

@@ -283,3 +283,12 @@ def test_tfds_label_files_match_bundled_classes():
     with open(labels) as handle:
         assert [wnid for wnid, _ in classes] == handle.read().split()
     assert [wnid for wnid, _ in classes] == sorted(wnid for wnid, _ in classes)  # ImageFolder order
+
+
+def test_weights_path_may_be_a_pathlib_path(tmp_path):
+    model = ECAResNet18(weights=None, include_top=False, input_shape=(32, 32, 3))
+    path = tmp_path / "r18.weights.h5"
+    model.save_weights(path)
+    loaded = ECAResNet18(weights=path, include_top=False, input_shape=(32, 32, 3))
+    x = np.random.default_rng(5).uniform(0, 255, (1, 32, 32, 3)).astype("float32")
+    np.testing.assert_array_equal(model.predict(x, verbose=0), loaded.predict(x, verbose=0))

@@ -10,9 +10,9 @@ import tensorflow as tf
 
 from eca_keras.applications import ECAMobileNetV2, preprocess_input
 from eca_keras.applications.weights import EvalConfig
-from eca_keras.evaluation import folder_examples
 from eca_keras.predict import load_image
 from eca_keras.preprocessing import eval_transform
+from eca_keras.training.data import _list_images, load_splits
 
 WNIDS = {"n01440764": 0, "n01443537": 1, "n15075141": 999}
 
@@ -40,15 +40,20 @@ def imagenet_folder(tmp_path):
 
 
 def test_folder_labels_follow_imagenet_indices(imagenet_folder, tmp_path_factory):
-    paths, labels = folder_examples(str(imagenet_folder))
-    assert len(paths) == 9 and sorted(set(labels)) == [0, 1, 999]
+    classes, paths, labels = _list_images(str(imagenet_folder), imagenet_labels=True)
+    assert classes == sorted(WNIDS) and len(paths) == 9 and sorted(set(labels)) == [0, 1, 999]
+    assert sorted(set(_list_images(str(imagenet_folder))[2])) == [0, 1, 2]  # training numbering
+    splits = load_splits(str(imagenet_folder), evaluation=True, imagenet_labels=True)
+    assert splits.num_classes == 1000 and splits.validation_size == 9  # a flat folder, whole
     other = tmp_path_factory.mktemp("plain")
     (other / "cats").mkdir()
     (other / "dogs").mkdir()
-    with pytest.raises(ValueError, match="No images found"):
-        folder_examples(str(other))
-    with pytest.raises(FileNotFoundError, match="No such dataset folder"):
-        folder_examples(str(other / "missing"))
+    with pytest.raises(ValueError, match="at least two class sub-folders with images"):
+        load_splits(str(other))
+    with pytest.raises(ValueError, match="must be ImageNet WordNet ids"):
+        _list_images(str(other), imagenet_labels=True)
+    with pytest.raises(ValueError, match="Unknown dataset"):
+        load_splits(str(other / "missing"))
 
 
 def test_cli_evaluate_reports_top1_top5(imagenet_folder, tmp_path):
@@ -56,7 +61,7 @@ def test_cli_evaluate_reports_top1_top5(imagenet_folder, tmp_path):
     weights = str(tmp_path / "m.weights.h5")
     model.save_weights(weights)
     # Reference: one image at a time through the same transform, the metric computed by hand.
-    paths, labels = folder_examples(str(imagenet_folder))
+    _, paths, labels = _list_images(str(imagenet_folder), imagenet_labels=True)
     config = EvalConfig()
     images = np.stack([load_image(path, config) for path in paths])
     scores = model.predict(preprocess_input(images), verbose=0)

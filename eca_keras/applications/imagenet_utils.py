@@ -36,7 +36,7 @@ def preprocess_input(x, data_format=None):
     is_numpy = isinstance(x, np.ndarray)
     rank = len(x.shape)
     channel_axis = -1 if data_format == "channels_last" else (0 if rank == 3 else 1)
-    if x.shape[channel_axis] != 3:
+    if x.shape[channel_axis] not in (3, None):  # None: a symbolic shape, checked downstream
         raise ValueError(
             f"`preprocess_input` expects 3 RGB channels on axis {channel_axis}. "
             f"Received an input of shape {tuple(x.shape)} with data_format={data_format}."
@@ -88,9 +88,8 @@ def decode_predictions(preds, top=5):
 
 def validate_weights_argument(weights, include_top, classes):
     """keras.applications' checks of ``weights`` and ``classes``."""
-    if not (
-        weights in {"imagenet", None} or (isinstance(weights, str) and os.path.exists(weights))
-    ):
+    is_file = isinstance(weights, str | os.PathLike) and os.path.exists(weights)
+    if not (is_file or weights in {"imagenet", None}):
         raise ValueError(
             "The `weights` argument should be either "
             "`None` (random initialization), 'imagenet' "

@@ -14,6 +14,7 @@ class ModelInfo:
     params: int  # trainable parameters with the 1000-class head
     default_size: int
     source: str  # "official" or "timm"
+    head_dropout: float = 0.0  # dropout before the classifier (ECA-MobileNetV2: 0.25)
 
 
 _MODELS = {
@@ -40,7 +41,12 @@ _MODELS = {
         )
     },
     mobilenet_v2.MODEL_NAME: ModelInfo(
-        mobilenet_v2.MODEL_NAME, mobilenet_v2.ECAMobileNetV2, mobilenet_v2.PARAMS, 224, "official"
+        mobilenet_v2.MODEL_NAME,
+        mobilenet_v2.ECAMobileNetV2,
+        mobilenet_v2.PARAMS,
+        224,
+        "official",
+        mobilenet_v2.DROPOUT_RATE,
     ),
 }
 

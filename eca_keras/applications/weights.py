@@ -299,7 +299,9 @@ def load_model_weights(model, model_name, weights):
     """Loads ``weights`` ("imagenet", a ``.weights.h5``, an upstream checkpoint) into ``model``."""
     if weights == "imagenet":
         model.load_weights(imagenet_weights_path(model_name))
-    elif is_upstream_checkpoint(weights):
+        return
+    weights = os.fspath(weights)
+    if is_upstream_checkpoint(weights):
         from eca_keras.convert import apply_checkpoint
 
         apply_checkpoint(model, weights)

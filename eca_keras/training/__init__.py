@@ -1,0 +1,1 @@
+"""Training and fine-tuning with ``model.fit``: data, recipes, tf.distribute, the driver."""

@@ -1,0 +1,358 @@
+"""Training and evaluation data: sources, ImageNet-style augmentation, tf.data pipelines.
+
+``--dataset`` takes
+
+- ``digits``: the 1,797 handwritten digits embedded in the package (no download), as RGB;
+- ``tfds:<name>[/<config>]``: a TensorFlow Datasets dataset as the user prepared it under
+  ``--data-dir`` (never downloaded here; unregistered datasets are read from their files);
+- a folder of class sub-folders (with ``train/`` and ``val/``/``validation/`` inside, or split);
+- a TFRecord glob in TF Model Garden's layout (``image/encoded``, ``image/class/label``); the
+  validation files are found by replacing ``train`` with ``validation`` in the glob.
+
+Every source yields ``(uint8 RGB image, int label)``; :func:`train_pipeline` and
+:func:`eval_pipeline` turn that into batches normalised exactly as ``preprocess_input``.
+"""
+
+import dataclasses
+import glob
+import os
+from importlib import resources
+
+import numpy as np
+import tensorflow as tf
+
+from eca_keras.applications import preprocess_input
+from eca_keras.applications.imagenet_utils import NUM_CLASSES as NUM_IMAGENET_CLASSES
+from eca_keras.applications.imagenet_utils import imagenet_classes
+from eca_keras.applications.weights import EvalConfig
+from eca_keras.preprocessing import eval_transform, read_image
+
+DIGITS_SIZE = 32  # the 8x8 digits are upsampled to the smallest size the models accept
+VALIDATION_SPLITS = ("validation", "val", "test")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+
+
+@dataclasses.dataclass
+class Splits:
+    """A dataset's two splits of ``(uint8 image, label)`` and what is known about them."""
+
+    train: tf.data.Dataset
+    validation: tf.data.Dataset
+    num_classes: int
+    class_names: list
+    train_size: int | None = None
+    validation_size: int | None = None
+    from_files: bool = False  # file-backed: multi-worker training shards by file
+
+
+def load_splits(
+    dataset,
+    data_dir=None,
+    validation_fraction=0.2,
+    seed=0,
+    num_classes=None,
+    evaluation=False,
+    imagenet_labels=False,
+):
+    """Opens ``dataset`` (see the module docstring) as :class:`Splits`.
+
+    ``evaluation``: a flat folder (no ``train/``/``val/`` inside) becomes the validation split
+    whole instead of being split. ``imagenet_labels``: folders are WordNet ids labelled with their
+    ImageNet-1k index (evaluating a 1000-class model on ImageNet or a subset of it).
+    """
+    if not dataset:
+        raise ValueError("No dataset given: use --dataset digits, tfds:<name>, a folder or a glob")
+    if dataset == "digits":
+        return _digits(validation_fraction, seed)
+    if dataset.startswith("tfds:"):
+        return _tfds(dataset[5:], data_dir)
+    if os.path.isdir(dataset):
+        return _folder(dataset, validation_fraction, seed, evaluation, imagenet_labels)
+    if any(char in dataset for char in "*?[") or dataset.endswith((".tfrecord", ".tfrecords")):
+        return _tfrecords(dataset, num_classes)
+    raise ValueError(
+        f"Unknown dataset {dataset!r}: expected 'digits', 'tfds:<name>[/<config>]', an existing "
+        "folder of class sub-folders, or a TFRecord glob such as 'data/train-*'"
+    )
+
+
+def _split_indices(count, validation_fraction, seed):
+    order = np.random.default_rng(seed).permutation(count)
+    cut = int(round(count * (1 - validation_fraction)))
+    return order[:cut], order[cut:]
+
+
+def _digits(validation_fraction, seed):
+    with resources.files("eca_keras").joinpath("data", "digits.npz").open("rb") as handle:
+        data = np.load(handle)
+        images, labels = data["images"], data["labels"].astype("int64")
+    images = np.round(images.astype("float32") * (255.0 / 16.0))[..., None]
+    images = tf.image.resize(images, (DIGITS_SIZE, DIGITS_SIZE), method="bilinear").numpy()
+    images = np.repeat(np.clip(np.round(images), 0, 255).astype("uint8"), 3, axis=-1)
+    train, validation = _split_indices(len(labels), validation_fraction, seed)
+    return Splits(
+        tf.data.Dataset.from_tensor_slices((images[train], labels[train])),
+        tf.data.Dataset.from_tensor_slices((images[validation], labels[validation])),
+        10,
+        [str(i) for i in range(10)],
+        len(train),
+        len(validation),
+    )
+
+
+def _tfds(name, data_dir):
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except Exception as error:
+        raise ValueError(
+            f"TFDS dataset {name!r} was not found (data dir: {data_dir or 'TFDS default'}): "
+            f"{error}. Prepare it first (tfds build / download_and_prepare), then pass --data-dir."
+        ) from error
+    if not builder.is_prepared() if hasattr(builder, "is_prepared") else False:
+        raise ValueError(f"TFDS dataset {name!r} is not prepared under {builder.data_dir}")
+    splits = builder.info.splits
+    if "train" not in splits:
+        raise ValueError(f"TFDS dataset {name!r} has no 'train' split (it has {list(splits)})")
+    validation = next((split for split in VALIDATION_SPLITS if split in splits), None)
+    train_split, validation_split = "train", validation
+    if validation is None:  # hold out the last 20% of train
+        train_split, validation_split = "train[:80%]", "train[80%:]"
+    label = builder.info.features["label"]
+
+    def read(split):
+        data = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
+        return data.map(lambda image, y: (_as_rgb(image), tf.cast(y, tf.int64)))
+
+    return Splits(
+        read(train_split),
+        read(validation_split),
+        label.num_classes,
+        list(label.names),
+        _split_size(splits, train_split),
+        _split_size(splits, validation_split),
+        from_files=True,
+    )
+
+
+def _split_size(splits, split):
+    try:
+        return splits[split].num_examples
+    except Exception:  # pragma: no cover - sliced splits on old TFDS versions
+        return None
+
+
+def _as_rgb(image):
+    image = tf.convert_to_tensor(image)
+    if image.shape.rank == 2:
+        image = image[..., None]
+    if image.shape[-1] == 3:
+        return image
+    if image.shape[-1] == 1:
+        return tf.tile(image, [1, 1, 3])
+    # Unknown channel count (e.g. mixed datasets): grey -> RGB, RGBA -> RGB at run time.
+    return tf.cond(
+        tf.shape(image)[-1] == 1, lambda: tf.tile(image, [1, 1, 3]), lambda: image[..., :3]
+    )
+
+
+def _list_images(folder, imagenet_labels=False):
+    """``(class names, paths, labels)`` of a folder of class sub-folders.
+
+    Classes are numbered in sorted order; with ``imagenet_labels`` the sub-folders must be
+    WordNet ids and take their ImageNet-1k index (so a subset of ImageNet keeps its labels).
+    """
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"No such dataset folder: {folder}")
+    classes = sorted(entry.name for entry in os.scandir(folder) if entry.is_dir())
+    index = {name: i for i, name in enumerate(classes)}
+    if imagenet_labels:
+        index = {wnid: i for i, (wnid, _) in enumerate(imagenet_classes())}
+        unknown = [name for name in classes if name not in index]
+        if unknown:
+            raise ValueError(
+                f"{folder}: class folders must be ImageNet WordNet ids for a 1000-class model; "
+                f"not ids: {unknown[:5]}"
+            )
+    paths, labels = [], []
+    for name in classes:
+        for root, _, files in sorted(os.walk(os.path.join(folder, name))):
+            for file in sorted(files):
+                if file.lower().endswith(IMAGE_EXTENSIONS):
+                    paths.append(os.path.join(root, file))
+                    labels.append(index[name])
+    return classes, paths, labels
+
+
+def _decode_files(paths, labels):
+    paths = tf.constant(paths, dtype=tf.string)  # typed even when empty
+    data = tf.data.Dataset.from_tensor_slices((paths, np.asarray(labels, "int64")))
+    return data.map(lambda path, y: (read_image(path), y), num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _folder(folder, validation_fraction, seed, evaluation, imagenet_labels):
+    train_dir = os.path.join(folder, "train")
+    validation_dir = next(
+        (
+            os.path.join(folder, s)
+            for s in VALIDATION_SPLITS
+            if os.path.isdir(os.path.join(folder, s))
+        ),
+        None,
+    )
+    if os.path.isdir(train_dir) and validation_dir:
+        classes, train_paths, train_labels = _list_images(train_dir, imagenet_labels)
+        validation_classes, val_paths, val_labels = _list_images(validation_dir, imagenet_labels)
+        if validation_classes != classes:
+            raise ValueError(
+                f"{train_dir} and {validation_dir} have different class folders: "
+                f"{classes} vs {validation_classes}"
+            )
+    else:
+        classes, paths, labels = _list_images(folder, imagenet_labels)
+        if evaluation:  # a flat folder given to evaluate is the evaluation set, whole
+            train, validation = [], range(len(paths))
+        else:
+            train, validation = _split_indices(len(paths), validation_fraction, seed)
+        train_paths, train_labels = [paths[i] for i in train], [labels[i] for i in train]
+        val_paths, val_labels = [paths[i] for i in validation], [labels[i] for i in validation]
+    if len(classes) < 2 or not val_paths or not (train_paths or evaluation):
+        raise ValueError(
+            f"{folder} needs at least two class sub-folders with images "
+            f"({', '.join(IMAGE_EXTENSIONS)}); found {len(classes)} classes and "
+            f"{len(train_paths) + len(val_paths)} images"
+        )
+    num_classes = NUM_IMAGENET_CLASSES if imagenet_labels else len(classes)
+    return Splits(
+        _decode_files(train_paths, train_labels),
+        _decode_files(val_paths, val_labels),
+        num_classes,
+        classes,
+        len(train_paths),
+        len(val_paths),
+        from_files=True,
+    )
+
+
+_RECORD_FEATURES = {
+    "image/encoded": tf.io.FixedLenFeature((), tf.string),
+    "image/class/label": tf.io.FixedLenFeature((), tf.int64),
+}
+
+
+def _read_records(files):
+    data = tf.data.TFRecordDataset(files, num_parallel_reads=tf.data.AUTOTUNE)
+
+    def parse(record):
+        example = tf.io.parse_single_example(record, _RECORD_FEATURES)
+        image = tf.io.decode_image(example["image/encoded"], channels=3, expand_animations=False)
+        return image, example["image/class/label"]
+
+    return data.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _tfrecords(pattern, num_classes):
+    train_files = sorted(glob.glob(pattern))
+    if not train_files:
+        raise ValueError(f"No TFRecord files match {pattern!r}")
+    folder, name = os.path.split(pattern)  # only the file-name part says "train"
+    candidates = [os.path.join(folder, name.replace("train", s)) for s in ("validation", "val")]
+    validation_files = sorted(
+        {file for candidate in candidates for file in glob.glob(candidate)}
+        if "train" in name
+        else ()
+    )
+    if not validation_files:
+        raise ValueError(
+            f"No validation files found for {pattern!r}: name them like the training files with "
+            "'validation' (or 'val') in place of 'train'"
+        )
+    if num_classes is None:  # small datasets: count the labels (large ones pass num_classes)
+        labels = [int(y) for _, y in _read_records(train_files).map(lambda x, y: (0, y))]
+        num_classes = max(labels) + 1
+    return Splits(
+        _read_records(train_files),
+        _read_records(validation_files),
+        num_classes,
+        [str(i) for i in range(num_classes)],
+        from_files=True,
+    )
+
+
+def random_resized_crop(image, size, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
+    """Inception-style crop: random area fraction in ``scale`` and aspect ratio in ``ratio``."""
+    begin, crop_size, _ = tf.image.sample_distorted_bounding_box(
+        tf.shape(image),
+        bounding_boxes=tf.constant([0.0, 0.0, 1.0, 1.0], shape=(1, 1, 4)),
+        min_object_covered=0.0,
+        aspect_ratio_range=ratio,
+        area_range=scale,
+        max_attempts=10,
+        use_image_if_no_bounding_boxes=True,
+    )
+    image = tf.slice(image, begin, crop_size)
+    image = tf.image.resize(image, (size, size), method="bilinear", antialias=True)
+    return tf.ensure_shape(image, (size, size, 3))
+
+
+def _finish(data, batch_size, num_classes, drop_remainder):
+    def one_hot(image, label):
+        return image, tf.one_hot(label, num_classes)
+
+    data = data.map(one_hot, num_parallel_calls=tf.data.AUTOTUNE)
+    return data.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
+def train_pipeline(splits, image_size, batch_size, augment, seed=None, shard_by_files=True):
+    """Shuffled, augmented, normalised, one-hot ``(images, labels)`` batches of ``batch_size``.
+
+    ``augment``: ``{"crop_scale": [lo, hi], "crop_ratio": [lo, hi], "flip": bool}``.
+    """
+    scale = tuple(augment.get("crop_scale", (0.08, 1.0)))
+    ratio = tuple(augment.get("crop_ratio", (3 / 4, 4 / 3)))
+    flip = bool(augment.get("flip", True))
+
+    def transform(image, label):
+        image = random_resized_crop(image, image_size, scale, ratio)
+        if flip:
+            image = tf.image.random_flip_left_right(image)
+        return preprocess_input(tf.clip_by_value(image, 0.0, 255.0)), label
+
+    data = splits.train.shuffle(
+        min(splits.train_size or 10_000, 10_000), seed=seed, reshuffle_each_iteration=True
+    )
+    data = data.map(transform, num_parallel_calls=tf.data.AUTOTUNE)
+    data = _finish(data, batch_size, splits.num_classes, drop_remainder=True)
+    return data.with_options(_shard_options(splits.from_files and shard_by_files))
+
+
+def eval_pipeline(splits, config, batch_size):
+    """Deterministic ``(images, one-hot labels)`` batches of the validation split, transformed
+    by ``config`` (an ``EvalConfig``: resize, center crop) and normalised."""
+
+    def transform(image, label):
+        return preprocess_input(eval_transform(image, config)), label
+
+    data = splits.validation.map(transform, num_parallel_calls=tf.data.AUTOTUNE)
+    data = _finish(data, batch_size, splits.num_classes, drop_remainder=False)
+    return data.with_options(_shard_options(splits.from_files))
+
+
+def eval_config(config):
+    """The ``EvalConfig`` of a training config (``image_size`` and its ``eval`` mapping)."""
+    evaluation = config.get("eval") or {}
+    return EvalConfig(
+        config["image_size"],
+        evaluation.get("crop_pct", 0.875),
+        evaluation.get("interpolation", "bilinear"),
+    )
+
+
+def _shard_options(by_files):
+    """Multi-worker training shards each worker's input: by file where there are files, else by
+    element (in-memory data). The option is ignored by single-worker strategies."""
+    options = tf.data.Options()
+    policy = tf.data.experimental.AutoShardPolicy
+    options.experimental_distribute.auto_shard_policy = policy.AUTO if by_files else policy.DATA
+    return options

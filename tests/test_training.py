@@ -1,0 +1,399 @@
+"""Training: recipes and schedules, data sources, the fit driver end to end through the CLI."""
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from eca_keras.training import data, recipes
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+QUICK = ["--set", "steps_per_epoch=3", "--set", "validation_fraction=0.05", "--batch-size", "16"]
+
+
+def cli(*args, env=None, **kwargs):
+    environment = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    environment.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "eca_keras.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=environment,
+        **kwargs,
+    )
+
+
+def history_rows(model_dir):
+    with open(os.path.join(model_dir, "history.csv")) as handle:
+        return list(csv.DictReader(handle))
+
+
+# ---- recipes and schedules -------------------------------------------------------------------
+
+
+def lr_at(config, epoch, steps_per_epoch=100, global_batch=None):
+    global_batch = global_batch or config["batch_size"]
+    schedule = recipes.learning_rate_schedule(config, steps_per_epoch, global_batch)
+    return float(schedule(epoch * steps_per_epoch)) if callable(schedule) else schedule
+
+
+def test_shipped_recipes():
+    assert recipes.recipe_names() == [
+        "digits",
+        "eca_mobilenet_v2_imagenet",
+        "eca_resnet_imagenet",
+        "finetune",
+    ]
+
+
+def test_resnet_recipe_schedule():
+    config = recipes.load_recipe("eca_resnet_imagenet")
+    assert config["weight_decay"] == 1e-4 and config["optimizer"]["momentum"] == 0.9
+    expected = {0: 0.1, 29: 0.1, 30: 0.01, 59: 0.01, 60: 0.001, 90: 1e-4, 99: 1e-4}
+    for epoch, lr in expected.items():
+        assert lr_at(config, epoch) == pytest.approx(lr, rel=1e-5)
+    assert lr_at(config, 0, global_batch=1024) == pytest.approx(0.4)  # 0.1 per 256 images
+
+
+def test_mobilenet_recipe_schedule():
+    config = recipes.load_recipe("eca_mobilenet_v2_imagenet")
+    assert (config["epochs"], config["batch_size"], config["weight_decay"]) == (400, 96, 4e-5)
+    for epoch in (0, 1, 10, 100, 399):
+        assert lr_at(config, epoch) == pytest.approx(0.045 * 0.98**epoch, rel=1e-4)
+
+
+def test_finetune_recipe_schedule_warmup_then_cosine():
+    config = recipes.load_recipe("finetune")
+    assert config["weights"] == "imagenet" and config["learning_rate"]["warmup_epochs"] == 1
+    assert lr_at(config, 0) == pytest.approx(0.0, abs=1e-9)
+    assert lr_at(config, 0.5) == pytest.approx(0.005, rel=1e-3)  # halfway through warmup
+    assert lr_at(config, 1) == pytest.approx(0.01, rel=1e-4)  # warmup target
+    assert lr_at(config, 5.5) == pytest.approx(0.005, rel=1e-3)  # half of the cosine
+    assert lr_at(config, 10) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_overrides():
+    config = recipes.load_recipe("eca_resnet_imagenet")
+    changed = recipes.apply_overrides(
+        config, ["learning_rate.base=0.2", "epochs=3", "seed=7", "weight_decay=1e-4"]
+    )
+    assert changed["learning_rate"]["base"] == 0.2 and changed["epochs"] == 3
+    assert changed["weight_decay"] == 1e-4  # YAML 1.1 alone would leave "1e-4" a string
+    assert config["epochs"] == 100  # the original is untouched
+    with pytest.raises(ValueError, match="Unknown config key 'learning_rate.bass'"):
+        recipes.apply_overrides(config, ["learning_rate.bass=1"])
+    with pytest.raises(ValueError, match="key=value"):
+        recipes.apply_overrides(config, ["epochs"])
+    with pytest.raises(ValueError, match="precision must be one of"):
+        recipes.apply_overrides(config, ["precision=float8"])
+    with pytest.raises(ValueError, match="Unknown recipe"):
+        recipes.load_recipe("no_such_recipe")
+
+
+# ---- data sources ----------------------------------------------------------------------------
+
+
+def test_digits_source_and_pipelines():
+    splits = data.load_splits("digits")
+    assert (splits.train_size, splits.validation_size, splits.num_classes) == (1438, 359, 10)
+    image, label = next(iter(splits.train))
+    assert image.shape == (32, 32, 3) and image.dtype == tf.uint8 and 0 <= int(label) < 10
+    batch, labels = next(iter(data.train_pipeline(splits, 32, 8, {"flip": True})))
+    assert batch.shape == (8, 32, 32, 3) and labels.shape == (8, 10)
+    assert -2.2 < float(tf.reduce_min(batch)) and float(tf.reduce_max(batch)) < 2.7  # normalised
+    evaluation = data.eval_pipeline(splits, data.eval_config({"image_size": 32}), 100)
+    assert sum(int(b.shape[0]) for b, _ in evaluation) == 359  # every example, once
+
+
+def write_image_folder(root, classes=("cat", "dog", "owl"), per_class=6, size=40, nested=False):
+    rng = np.random.default_rng(0)
+    splits = ("train", "val") if nested else ("",)
+    for split in splits:
+        for index, name in enumerate(classes):
+            folder = os.path.join(root, split, name)
+            os.makedirs(folder, exist_ok=True)
+            for i in range(per_class):
+                pixels = np.full((size, size + 8, 3), 60 * index, "uint8")
+                pixels += rng.integers(0, 40, pixels.shape, dtype="uint8")
+                tf.io.write_file(os.path.join(folder, f"{i}.png"), tf.io.encode_png(pixels))
+    return root
+
+
+def test_image_folder_sources(tmp_path):
+    flat = data.load_splits(write_image_folder(str(tmp_path / "flat")))
+    assert (flat.num_classes, flat.train_size + flat.validation_size) == (3, 18)
+    assert flat.class_names == ["cat", "dog", "owl"]
+    nested = data.load_splits(write_image_folder(str(tmp_path / "nested"), nested=True))
+    assert (nested.train_size, nested.validation_size) == (18, 18)
+    image, _ = next(iter(nested.validation))
+    assert image.shape == (40, 48, 3)
+    crop = data.random_resized_crop(tf.cast(image, tf.float32), 24)
+    assert crop.shape == (24, 24, 3)
+    (tmp_path / "empty" / "a").mkdir(parents=True)
+    (tmp_path / "empty" / "b").mkdir()
+    with pytest.raises(ValueError, match="at least two class sub-folders with images"):
+        data.load_splits(str(tmp_path / "empty"))
+
+
+def write_tfrecords(folder, count=12, classes=3):
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(1)
+    for split in ("train", "validation"):
+        path = os.path.join(folder, f"{split}-00000-of-00001")
+        with tf.io.TFRecordWriter(path) as writer:
+            for i in range(count):
+                pixels = rng.integers(0, 255, (36, 36, 3), dtype="uint8")
+                feature = {
+                    "image/encoded": tf.train.Feature(
+                        bytes_list=tf.train.BytesList(value=[tf.io.encode_jpeg(pixels).numpy()])
+                    ),
+                    "image/class/label": tf.train.Feature(
+                        int64_list=tf.train.Int64List(value=[i % classes])
+                    ),
+                }
+                example = tf.train.Example(features=tf.train.Features(feature=feature))
+                writer.write(example.SerializeToString())
+    return os.path.join(folder, "train-*")
+
+
+def test_tfrecord_source(tmp_path):
+    splits = data.load_splits(write_tfrecords(str(tmp_path)))
+    assert splits.num_classes == 3
+    assert sum(1 for _ in splits.validation) == 12
+    (tmp_path / "only").mkdir()
+    os.rename(tmp_path / "train-00000-of-00001", tmp_path / "only" / "train-00000-of-00001")
+    with pytest.raises(ValueError, match="No validation files"):
+        data.load_splits(str(tmp_path / "only" / "train-*"))
+    with pytest.raises(ValueError, match="Unknown dataset"):
+        data.load_splits("no/such/place")
+
+
+def prepare_tfds(data_dir):
+    """Writes a tiny image dataset with the real TFDS builder API (nothing is downloaded)."""
+    import tensorflow_datasets as tfds
+
+    # Not registered: reading it back goes through TFDS' read-from-files path, as for a dataset
+    # a user prepared elsewhere (and the class can be defined again by the next test).
+    class TinyShapes(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+        VERSION = tfds.core.Version("1.0.0")
+
+        def _info(self):
+            return tfds.core.DatasetInfo(
+                builder=self,
+                features=tfds.features.FeaturesDict(
+                    {
+                        "image": tfds.features.Image(shape=(36, 36, 3)),
+                        "label": tfds.features.ClassLabel(names=["dark", "light"]),
+                    }
+                ),
+                supervised_keys=("image", "label"),
+            )
+
+        def _split_generators(self, dl_manager):
+            return {"train": self._generate_examples(16, 0), "test": self._generate_examples(8, 1)}
+
+        def _generate_examples(self, count, seed):
+            rng = np.random.default_rng(seed)
+            for i in range(count):
+                label = i % 2
+                pixels = rng.integers(0, 100, (36, 36, 3), dtype="uint8") + 150 * label
+                yield f"{seed}-{i}", {"image": pixels.astype("uint8"), "label": label}
+
+    TinyShapes(data_dir=str(data_dir)).download_and_prepare()
+    return "tfds:tiny_shapes"
+
+
+def test_tfds_source(tmp_path):
+    name = prepare_tfds(tmp_path)
+    splits = data.load_splits(name, data_dir=str(tmp_path))
+    assert (splits.num_classes, splits.class_names) == (2, ["dark", "light"])
+    assert (splits.train_size, splits.validation_size) == (16, 8)  # "test" serves as validation
+    image, label = next(iter(splits.train))
+    assert image.shape == (36, 36, 3) and int(label) in (0, 1)
+    with pytest.raises(ValueError, match="TFDS dataset 'no_such_dataset' was not found"):
+        data.load_splits("tfds:no_such_dataset", data_dir=str(tmp_path))
+
+
+# ---- the driver, end to end ------------------------------------------------------------------
+
+
+def test_default_run_learns_then_evaluates_and_resumes_as_done(tmp_path):
+    """The main job, shortened to 4 epochs: it learns, writes every artifact, evaluates alike."""
+    run = str(tmp_path / "run")
+    result = cli("train", "--model-dir", run, "--epochs", 4)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "strategy: default" in result.stdout
+    for artifact in ("config.yaml", "history.csv", "best.keras", "last.keras", "backup", "logs"):
+        assert os.path.exists(os.path.join(run, artifact)), artifact
+    rows = history_rows(run)
+    assert [int(row["epoch"]) for row in rows] == [0, 1, 2, 3]
+    best = max(float(row["val_accuracy"]) for row in rows)
+    assert best >= 0.6  # 10 classes: chance is 0.1; the full 15-epoch job reaches >= 0.95
+
+    evaluated = cli("evaluate", "--model", os.path.join(run, "best.keras"), "--dataset", "digits",
+                    "--json")  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    report = json.loads(evaluated.stdout)
+    assert report["n"] == 359 and report["top1"] == pytest.approx(100 * best, abs=0.01)
+
+    # predict with the run's model: its own class names, the same answer as in-process.
+    splits = data.load_splits("digits")
+    image, label = next(iter(splits.validation))
+    picture = str(tmp_path / "digit.png")
+    tf.io.write_file(picture, tf.io.encode_png(image))
+    predicted = cli("predict", "--model", os.path.join(run, "best.keras"), picture)
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    lines = predicted.stdout.strip().splitlines()
+    assert lines[0] == picture and len(lines) == 6
+    import keras
+
+    model = keras.saving.load_model(os.path.join(run, "best.keras"))
+    batch = next(iter(data.eval_pipeline(splits, data.eval_config({"image_size": 32}), 1)))[0]
+    expected = int(np.argmax(model.predict(batch, verbose=0)))
+    assert lines[1].split()[1] == str(expected)  # "1. <class name> <class index> <score>"
+
+    again = cli("train", "--model-dir", run, "--epochs", 4)  # the same command: nothing to redo
+    assert again.returncode == 0 and "0 epochs this run" in again.stdout
+    assert len(history_rows(run)) == 4
+
+
+def test_resume_after_sigkill(tmp_path):
+    run = str(tmp_path / "run")
+    command = [sys.executable, "-m", "eca_keras.cli", "train", "--model-dir", run, "--epochs", "6",
+               *QUICK]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)  # fmt: skip
+    history = os.path.join(run, "history.csv")
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if os.path.exists(history) and len(history_rows(run)) >= 2:
+            break
+        time.sleep(0.2)
+    assert process.poll() is None, "the run ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done_before = len(history_rows(run))
+    assert 2 <= done_before < 6
+
+    resumed = cli("train", "--model-dir", run, "--epochs", 6, *QUICK)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"Epoch {done_before + 1}/6" in resumed.stdout and "Epoch 1/6" not in resumed.stdout
+    assert [int(row["epoch"]) for row in history_rows(run)] == list(range(6))
+
+
+def test_mirrored_on_two_logical_cpus(tmp_path):
+    run = str(tmp_path / "run")
+    result = cli("train", "--model-dir", run, "--epochs", 1, "--strategy", "mirrored",
+                 "--logical-cpus", 2, *QUICK)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "MirroredStrategy: 2 replicas" in result.stdout
+    odd = cli("train", "--model-dir", run, "--strategy", "mirrored", "--logical-cpus", 2,
+              "--batch-size", 15)  # fmt: skip
+    assert odd.returncode == 1 and "global batch 15 is not divisible by 2 replicas" in odd.stderr
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_two_workers(run, extra_env=None):  # without the Keras fix: test_distribute.py
+    workers = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]
+    command = [sys.executable, "-m", "eca_keras.cli", "train", "--model-dir", run, "--epochs", "2",
+               *QUICK]  # fmt: skip
+    processes = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        env = dict(os.environ, TF_CONFIG=json.dumps(tf_config), **(extra_env or {}))
+        processes.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                          stderr=subprocess.STDOUT, text=True))  # fmt: skip
+    return processes
+
+
+def finish(processes, timeout):
+    """Exit codes and outputs; a worker still running at ``timeout`` is killed (code None)."""
+    deadline = time.time() + timeout
+    results = []
+    for process in processes:
+        try:
+            output = process.communicate(timeout=max(1, deadline - time.time()))[0]
+            results.append((process.returncode, output))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            results.append((None, process.communicate()[0]))
+    return results
+
+
+def test_two_workers_share_one_model_dir(tmp_path):
+    run = str(tmp_path / "run")
+    results = finish(start_two_workers(run), timeout=420)
+    for code, output in results:
+        assert code == 0, output[-3000:]
+    assert "MultiWorkerMirroredStrategy: 2 replicas (worker 0 of 2, chief)" in results[0][1]
+    assert "(worker 1 of 2)" in results[1][1]
+    assert [int(row["epoch"]) for row in history_rows(run)] == [0, 1]  # written once, by the chief
+
+
+def test_fine_tune_frozen_backbone_on_a_folder(tmp_path):
+    import keras
+
+    from eca_keras.applications import ECAMobileNetV2
+
+    pretrained = ECAMobileNetV2(weights=None, input_shape=(32, 32, 3))
+    weights = str(tmp_path / "pretrained.weights.h5")
+    pretrained.save_weights(weights)
+    folder = write_image_folder(str(tmp_path / "images"), nested=True)
+    run = str(tmp_path / "run")
+    result = cli("train", "--recipe", "finetune", "--model", "eca_mobilenet_v2", "--weights",
+                 weights, "--freeze-backbone", "--dataset", folder, "--image-size", 32,
+                 "--model-dir", run, "--epochs", 1, *QUICK)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    model = keras.saving.load_model(os.path.join(run, "last.keras"))
+    assert model.output_shape == (None, 3)
+    for name in ("conv1_conv", "block5_eca", "top_bn"):
+        trained, original = model.get_layer(name), pretrained.get_layer(name)
+        for after, before in zip(trained.get_weights(), original.get_weights(), strict=True):
+            np.testing.assert_array_equal(after, before)
+
+    mismatch = cli("train", "--model", os.path.join(run, "last.keras"), "--dataset", "digits",
+                   "--model-dir", str(tmp_path / "other"))  # fmt: skip
+    assert mismatch.returncode == 1
+    assert "has a head of 3 classes but the dataset has 10" in mismatch.stderr
+
+
+def test_tfds_and_tfrecord_training(tmp_path):
+    name = prepare_tfds(tmp_path / "tfds")
+    result = cli("train", "--dataset", name, "--data-dir", tmp_path / "tfds", "--image-size", 32,
+                 "--model-dir", tmp_path / "run_tfds", "--epochs", 1, *QUICK)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    glob = write_tfrecords(str(tmp_path / "records"))
+    result = cli("train", "--dataset", glob, "--image-size", 32, "--model-dir",
+                 tmp_path / "run_records", "--epochs", 1, *QUICK)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "3 classes" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args,env,message",
+    [
+        (["--dataset", "imagenet_on_mars"], {}, "Unknown dataset 'imagenet_on_mars'"),
+        (["--strategy", "multi_worker"], {"TF_CONFIG": "{not json"}, "TF_CONFIG"),
+        (["--set", "learning_rate.base=1e12", *QUICK, "--epochs", "2"], {}, "loss became NaN"),
+    ],
+    ids=["unknown-dataset", "malformed-tf-config", "nan-loss"],
+)
+def test_training_errors_are_clear(tmp_path, args, env, message):
+    result = cli("train", "--model-dir", tmp_path / "run", *args, env=env)
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
+    assert message in result.stderr
