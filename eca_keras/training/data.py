@@ -268,16 +268,33 @@ def _tfrecords(pattern, num_classes):
             f"No validation files found for {pattern!r}: name them like the training files with "
             "'validation' (or 'val') in place of 'train'"
         )
-    if num_classes is None:  # small datasets: count the labels (large ones pass num_classes)
-        labels = [int(y) for _, y in _read_records(train_files).map(lambda x, y: (0, y))]
-        num_classes = max(labels) + 1
+    if num_classes is None:  # count the labels (parsing labels only); large datasets pass it
+        train_size, num_classes = _scan_labels(train_files)
+    else:  # the number of records, read without parsing or decoding
+        records = tf.data.TFRecordDataset(train_files, num_parallel_reads=tf.data.AUTOTUNE)
+        train_size = int(records.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1))
     return Splits(
         _read_records(train_files),
         _read_records(validation_files),
         num_classes,
         [str(i) for i in range(num_classes)],
+        train_size,
         from_files=True,
     )
+
+
+def _scan_labels(files):
+    """``(examples, classes)`` of TFRecord files, reading only their labels (no decoding)."""
+    label = {"image/class/label": _RECORD_FEATURES["image/class/label"]}
+    labels = tf.data.TFRecordDataset(files).map(
+        lambda record: tf.io.parse_single_example(record, label)["image/class/label"],
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    count, largest = 0, -1
+    for batch in labels.batch(65536):
+        count += int(batch.shape[0])
+        largest = max(largest, int(tf.reduce_max(batch)))
+    return count, largest + 1
 
 
 def random_resized_crop(image, size, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
