@@ -99,6 +99,22 @@ def test_overrides():
         recipes.load_recipe("no_such_recipe")
 
 
+def test_optimizers_are_a_table():
+    from eca_keras.training.train import make_optimizer
+
+    config = recipes.load_recipe("eca_resnet_imagenet")
+    sgd = make_optimizer(config, steps_per_epoch=10, global_batch=256)
+    assert type(sgd).__name__ == "SGD" and sgd.momentum == 0.9 and sgd.weight_decay == 1e-4
+    digits = recipes.load_recipe("digits")
+    clipped = make_optimizer(digits, steps_per_epoch=10, global_batch=64)
+    assert clipped.nesterov and clipped.global_clipnorm == 5.0
+    digits["optimizer"] = {"name": "adamw"}
+    assert type(make_optimizer(digits, 10, 64)).__name__ == "AdamW"
+    config["optimizer"] = {"name": "lion"}
+    with pytest.raises(ValueError, match="optimizer.name must be one of"):
+        make_optimizer(config, 10, 256)
+
+
 # ---- data sources ----------------------------------------------------------------------------
 
 
@@ -228,15 +244,15 @@ def test_tfds_source(tmp_path):
 
 @pytest.mark.slow
 def test_default_run_learns_then_evaluates_and_resumes_as_done(tmp_path):
-    """The main job, shortened to 4 epochs: it learns, writes every artifact, evaluates alike."""
+    """The main job, shortened to 5 epochs: it learns, writes every artifact, evaluates alike."""
     run = str(tmp_path / "run")
-    result = cli("train", "--model-dir", run, "--epochs", 4)
+    result = cli("train", "--model-dir", run, "--epochs", 5)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "strategy: default" in result.stdout
     for artifact in ("config.yaml", "history.csv", "best.keras", "last.keras", "backup", "logs"):
         assert os.path.exists(os.path.join(run, artifact)), artifact
     rows = history_rows(run)
-    assert [int(row["epoch"]) for row in rows] == [0, 1, 2, 3]
+    assert [int(row["epoch"]) for row in rows] == [0, 1, 2, 3, 4]
     best = max(float(row["val_accuracy"]) for row in rows)
     assert best >= 0.4  # 10 classes: chance is 0.1; the full 15-epoch job reaches >= 0.95
 
@@ -258,13 +274,16 @@ def test_default_run_learns_then_evaluates_and_resumes_as_done(tmp_path):
     import keras
 
     model = keras.saving.load_model(os.path.join(run, "best.keras"))
-    batch = next(iter(data.eval_pipeline(splits, data.eval_config({"image_size": 32}), 1)))[0]
+    from eca_keras.training.evaluate import run_eval_config
+
+    transform = run_eval_config(os.path.join(run, "best.keras"), 32)  # the run's: crop 1.0
+    batch = next(iter(data.eval_pipeline(splits, transform, 1)))[0]
     expected = int(np.argmax(model.predict(batch, verbose=0)))
     assert lines[1].split()[1] == str(expected)  # "1. <class name> <class index> <score>"
 
-    again = cli("train", "--model-dir", run, "--epochs", 4)  # the same command: nothing to redo
+    again = cli("train", "--model-dir", run, "--epochs", 5)  # the same command: nothing to redo
     assert again.returncode == 0 and "0 epochs this run" in again.stdout
-    assert len(history_rows(run)) == 4
+    assert len(history_rows(run)) == 5
 
 
 @pytest.mark.slow

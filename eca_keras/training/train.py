@@ -62,6 +62,22 @@ def build_model(config, num_classes):
     return keras.Model(backbone.input, outputs, name=f"{name}_{num_classes}")
 
 
+OPTIMIZERS = {"sgd": keras.optimizers.SGD, "adamw": keras.optimizers.AdamW}
+
+
+def make_optimizer(config, steps_per_epoch, global_batch):
+    """The recipe's optimizer (``sgd``: momentum, nesterov; ``adamw``) on its LR schedule."""
+    settings = dict(config["optimizer"])
+    name = settings.pop("name", "sgd")
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer.name must be one of {sorted(OPTIMIZERS)}; received {name!r}")
+    return OPTIMIZERS[name](
+        learning_rate=recipes.learning_rate_schedule(config, steps_per_epoch, global_batch),
+        weight_decay=config["weight_decay"] or None,
+        **settings,
+    )
+
+
 def _best_so_far(history_path, monitor):
     """The best ``monitor`` value in an existing history.csv, so a resumed run keeps best.keras."""
     if not os.path.exists(history_path):
@@ -154,13 +170,7 @@ def train(config, verbose="auto"):
 
     with strategy.scope():
         model = build_model(config, splits.num_classes)
-        optimizer_config = config["optimizer"]
-        optimizer = keras.optimizers.SGD(
-            learning_rate=recipes.learning_rate_schedule(config, steps, global_batch),
-            momentum=optimizer_config.get("momentum", 0.9),
-            nesterov=optimizer_config.get("nesterov", False),
-            weight_decay=config["weight_decay"] or None,
-        )
+        optimizer = make_optimizer(config, steps, global_batch)
         model.compile(
             optimizer=optimizer,
             loss=keras.losses.CategoricalCrossentropy(
