@@ -191,16 +191,15 @@ def _decode_files(paths, labels):
     return data.map(lambda path, y: (read_image(path), y), num_parallel_calls=tf.data.AUTOTUNE)
 
 
+def validation_folder(folder):
+    """``folder``'s ``validation``/``val``/``test`` sub-folder, or None."""
+    candidates = (os.path.join(folder, split) for split in VALIDATION_SPLITS)
+    return next((path for path in candidates if os.path.isdir(path)), None)
+
+
 def _folder(folder, validation_fraction, seed, evaluation, imagenet_labels):
     train_dir = os.path.join(folder, "train")
-    validation_dir = next(
-        (
-            os.path.join(folder, s)
-            for s in VALIDATION_SPLITS
-            if os.path.isdir(os.path.join(folder, s))
-        ),
-        None,
-    )
+    validation_dir = validation_folder(folder)
     if os.path.isdir(train_dir) and validation_dir:
         classes, train_paths, train_labels = _list_images(train_dir, imagenet_labels)
         validation_classes, val_paths, val_labels = _list_images(validation_dir, imagenet_labels)

@@ -102,13 +102,6 @@ def evaluate_model(
 def _is_wnid_folder(dataset):
     if not os.path.isdir(dataset):
         return False
-    folder = next(
-        (
-            os.path.join(dataset, s)
-            for s in data.VALIDATION_SPLITS
-            if os.path.isdir(os.path.join(dataset, s))
-        ),
-        dataset,
-    )
+    folder = data.validation_folder(dataset) or dataset
     names = [entry.name for entry in os.scandir(folder) if entry.is_dir()]
     return bool(names) and all(len(n) == 9 and n[0] == "n" and n[1:].isdigit() for n in names)
