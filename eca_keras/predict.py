@@ -4,15 +4,9 @@ import os
 
 import numpy as np
 
-from eca_keras.applications import decode_predictions, get_model, model_info, preprocess_input
-from eca_keras.applications.weights import WEIGHTS, EvalConfig
+from eca_keras.applications import decode_predictions, get_model, preprocess_input
 from eca_keras.preprocessing import eval_transform, read_image
-
-
-def eval_config(model_name):
-    """The evaluation transform of ``model_name``'s ImageNet weights (or its default size)."""
-    source = WEIGHTS.get(model_name)
-    return source.eval if source else EvalConfig(model_info(model_name).default_size)
+from eca_keras.training.evaluate import registered_eval_config, run_eval_config
 
 
 def load_image(path, config):
@@ -30,7 +24,7 @@ def classify_images(model_name, paths, weights="imagenet", top=5):
     """
     if str(model_name).endswith(".keras"):
         return _classify_with_run_model(model_name, paths, top)
-    config = eval_config(model_name)
+    config = registered_eval_config(model_name, weights)
     images = np.stack([load_image(path, config) for path in paths])
     model = get_model(model_name, weights=weights, input_shape=images.shape[1:])
     probabilities = model.predict(preprocess_input(images), verbose=0)
@@ -40,8 +34,6 @@ def classify_images(model_name, paths, weights="imagenet", top=5):
 def _classify_with_run_model(model_path, paths, top):
     import keras
     import yaml
-
-    from eca_keras.training.evaluate import run_eval_config
 
     if not os.path.isfile(model_path):
         raise FileNotFoundError(f"No such model file: {model_path}")
