@@ -26,9 +26,10 @@ setup(
         "safetensors>=0.4",
         "pyyaml>=5.4",
         "tensorboard>=2.16",  # TensorFlow 2.21 no longer installs it; runs write TensorBoard logs
+        "ai-edge-litert>=2.3",  # the LiteRT interpreter: every TFLite export verifies itself
     ],
     extras_require={
-        "test": ["pytest>=7", "ruff>=0.5", "jax[cpu]>=0.4.30", "torch>=2.1"],
+        "test": ["pytest>=7", "pytest-xdist>=3", "ruff>=0.5", "jax[cpu]>=0.4.30", "torch>=2.1"],
     },
     entry_points={"console_scripts": ["eca-keras=eca_keras.cli:main"]},
     classifiers=[

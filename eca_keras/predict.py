@@ -6,7 +6,7 @@ import numpy as np
 
 from eca_keras.applications import decode_predictions, get_model, preprocess_input
 from eca_keras.preprocessing import eval_transform, read_image
-from eca_keras.training.evaluate import registered_eval_config, run_eval_config
+from eca_keras.training.evaluate import read_run_config, registered_eval_config, run_eval_config
 
 
 def load_image(path, config):
@@ -33,18 +33,13 @@ def classify_images(model_name, paths, weights="imagenet", top=5):
 
 def _classify_with_run_model(model_path, paths, top):
     import keras
-    import yaml
 
     if not os.path.isfile(model_path):
         raise FileNotFoundError(f"No such model file: {model_path}")
     model = keras.saving.load_model(model_path)
     config = run_eval_config(model_path, model.input_shape[1])
-    run_config = os.path.join(os.path.dirname(os.path.abspath(model_path)), "config.yaml")
     classes = model.output_shape[-1]
-    names = [str(i) for i in range(classes)]
-    if os.path.exists(run_config):
-        with open(run_config) as handle:
-            names = yaml.safe_load(handle).get("class_names") or names
+    names = read_run_config(model_path).get("class_names") or [str(i) for i in range(classes)]
     images = np.stack([load_image(path, config) for path in paths])
     logits = np.asarray(model.predict(preprocess_input(images), verbose=0), "float64")
     probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))

@@ -16,3 +16,21 @@ def _restore_keras_globals():
     yield
     keras.config.set_dtype_policy("float32")
     keras.config.set_image_data_format("channels_last")
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory):
+    """The main job, ``eca-keras train`` with no dataset (ECA-MobileNetV2 on the digits, 15
+    epochs), run once per test session in a subprocess: its run directory."""
+    import subprocess
+
+    run = str(tmp_path_factory.mktemp("digits") / "run")
+    environment = {key: value for key, value in os.environ.items() if key != "TF_CONFIG"}
+    result = subprocess.run(
+        [sys.executable, "-m", "eca_keras.cli", "train", "--model-dir", run],
+        capture_output=True,
+        text=True,
+        env=environment,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run

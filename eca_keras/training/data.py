@@ -343,11 +343,20 @@ def train_pipeline(splits, image_size, batch_size, augment, seed=None, shard_by_
     return data.with_options(_shard_options(splits.from_files and shard_by_files))
 
 
-def eval_pipeline(splits, config, batch_size):
+def eval_pixels(image, config):
+    """:func:`eval_transform` rounded to uint8: the pixels a camera pipeline hands an exported
+    model (whose preprocessing is inside it)."""
+    return tf.cast(tf.round(eval_transform(image, config)), tf.uint8)
+
+
+def eval_pipeline(splits, config, batch_size, normalize=True):
     """Deterministic ``(images, one-hot labels)`` batches of the validation split, transformed
-    by ``config`` (an ``EvalConfig``: resize, center crop) and normalised."""
+    by ``config`` (an ``EvalConfig``: resize, center crop) and normalised; with
+    ``normalize=False``, uint8 pixels (:func:`eval_pixels`) for exported models."""
 
     def transform(image, label):
+        if not normalize:
+            return eval_pixels(image, config), label
         return preprocess_input(eval_transform(image, config)), label
 
     data = splits.validation.map(transform, num_parallel_calls=tf.data.AUTOTUNE)

@@ -4,7 +4,8 @@
 reproduces a published number: a registered model with ImageNet weights is evaluated with its
 weights' own transform (input size, crop, interpolation), and a folder of WordNet-id class
 folders is labelled with ImageNet indices. A ``.keras`` file from ``eca-keras train`` is
-evaluated with its run's ``config.yaml`` (image size, crop). Datasets are those of training
+evaluated with its run's ``config.yaml`` (image size, crop); an exported SavedModel or
+``.tflite`` with the transform recorded at export, fed uint8 pixels. Datasets are those of training
 (:mod:`eca_keras.training.data`): their validation split, and a flat folder whole.
 """
 
@@ -26,29 +27,44 @@ def registered_eval_config(name, weights):
     return source.eval if source else EvalConfig(model_info(name).default_size)
 
 
-def run_eval_config(model_path, input_size):
-    """The transform recorded in the run directory of a trained ``.keras`` file, if any."""
+def read_run_config(model_path):
+    """The ``config.yaml`` of the run a ``.keras`` file belongs to (beside it), or ``{}``."""
     config_path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "config.yaml")
     if not os.path.exists(config_path):
-        return EvalConfig(input_size)
+        return {}
     with open(config_path) as handle:
-        return data.eval_config(yaml.safe_load(handle))
+        return yaml.safe_load(handle) or {}
+
+
+def run_eval_config(model_path, input_size):
+    """The transform recorded in the run directory of a trained ``.keras`` file, if any."""
+    config = read_run_config(model_path)
+    return data.eval_config(config) if config else EvalConfig(input_size)
 
 
 def load_for_evaluation(model, weights="imagenet"):
-    """``(keras model, EvalConfig)`` for a registered name or a ``.keras`` file."""
+    """``(model, EvalConfig, normalize)`` for a registered name, a ``.keras`` file or an
+    exported artifact (SavedModel directory or ``.tflite``: fed uint8 pixels, so ``normalize``
+    is False, with the transform recorded beside it at export)."""
+    from eca_keras.export import artifacts
+
     if model in list_models():
         config = registered_eval_config(model, weights)
         size = config.input_size
-        return get_model(model, weights=weights, input_shape=(size, size, 3)), config
+        return get_model(model, weights=weights, input_shape=(size, size, 3)), config, True
     if str(model).endswith(".keras"):
         if not os.path.isfile(model):
             raise FileNotFoundError(f"No such model file: {model}")
         loaded = keras.saving.load_model(model)
-        return loaded, run_eval_config(model, loaded.input_shape[1])
+        return loaded, run_eval_config(model, loaded.input_shape[1]), True
+    if artifacts.is_tflite(model) or artifacts.is_saved_model(model):
+        artifact = artifacts.load_artifact(model)
+        recorded = artifacts.read_metadata(model).get("eval", {})
+        config = EvalConfig(**{**recorded, "input_size": artifact.input_size})
+        return artifact, config, False
     raise ValueError(
-        f"Cannot evaluate {model!r}: give a registered model name ({', '.join(list_models())}) "
-        "or a .keras file"
+        f"Cannot evaluate {model!r}: give a registered model name ({', '.join(list_models())}), "
+        "a .keras file, a SavedModel directory or a .tflite file"
     )
 
 
@@ -80,8 +96,8 @@ def evaluate_model(
     model, dataset, weights="imagenet", data_dir=None, batch_size=64, limit=None, num_classes=None
 ):
     """Loads ``model`` and evaluates it on ``dataset``'s validation split (see module doc)."""
-    keras_model, config = load_for_evaluation(model, weights)
-    outputs = keras_model.output_shape[-1]
+    predictor, config, normalize = load_for_evaluation(model, weights)
+    outputs = _class_count(predictor)
     imagenet_labels = outputs == NUM_IMAGENET_CLASSES and _is_wnid_folder(dataset)
     splits = data.load_splits(
         dataset,
@@ -96,7 +112,13 @@ def evaluate_model(
         )
     if limit:
         splits.validation = splits.validation.take(limit)
-    return evaluate(keras_model, data.eval_pipeline(splits, config, batch_size))
+    return evaluate(predictor, data.eval_pipeline(splits, config, batch_size, normalize))
+
+
+def _class_count(predictor):
+    if isinstance(predictor, keras.Model):
+        return predictor.output_shape[-1]
+    return predictor.num_classes
 
 
 def _is_wnid_folder(dataset):

@@ -1,0 +1,193 @@
+"""TFLite export table: file size, LiteRT/XNNPACK latency at 1 and 2 threads, ops, int8 agreement.
+
+    python benchmarks/export_table.py [--size 224] [--rounds 5] [--agreement-run RUN ...]
+                                      [--update-readme]
+
+For ECA-MobileNetV2, ECA-ResNet50 and their plain twins (``attention=False``), at ``--size``
+with a 1000-class head, each quantization is converted with the library's own converter
+(:mod:`eca_keras.export.convert`). File size and latency do not depend on the weights' values,
+so random weights serve (no download); int8 calibration uses the embedded digits. Latency: one
+interpreter per file and thread count, a warm-up, then ``--rounds`` rounds that visit every
+file in turn (so drifting machine load hits all alike), 10 invocations each; the median of the
+rounds' means is reported.
+
+Top-1 agreement of int8 with Keras needs a trained model: ``--agreement-run`` exports runs of
+``eca-keras train`` through :func:`eca_keras.export.export`, whose verification measures it on
+the run's held-out images.
+
+Writes ``benchmarks/results/export.json`` and ``export.md``; ``--update-readme`` puts the table
+into README.md between its ``export-table`` markers.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
+MODELS = (  # (row label, registered name, attention)
+    ("ECA-MobileNetV2", "eca_mobilenet_v2", True),
+    ("MobileNetV2 (plain twin)", "eca_mobilenet_v2", False),
+    ("ECA-ResNet50", "eca_resnet50", True),
+    ("ResNet50 (plain twin)", "eca_resnet50", False),
+)
+QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
+THREADS = (1, 2)
+MARKERS = ("<!-- export-table:start -->", "<!-- export-table:end -->")
+
+
+def build_files(size, work, calibration):
+    """Converts every model in every quantization; returns ``[(label, quantize, path, ops)]``."""
+    from eca_keras.applications import get_model
+    from eca_keras.export import convert
+
+    files = []
+    for label, name, attention in MODELS:
+        model = get_model(name, weights=None, input_shape=(size, size, 3), attention=attention)
+        for quantize in QUANTIZATIONS:
+            print(f"converting {label} ({quantize})", file=sys.stderr, flush=True)
+            serving = os.path.join(work, f"{name}_{attention}_{quantize}")
+            dtype = "float32" if quantize == "int8" else "uint8"
+            convert.write_saved_model(model, True, serving, size, dtype, batch=1)
+            flatbuffer = convert.convert_to_tflite(serving, quantize, calibration)
+            path = serving + ".tflite"
+            with open(path, "wb") as handle:
+                handle.write(flatbuffer)
+            files.append((label, quantize, path, convert.operator_counts(flatbuffer)))
+    return files
+
+
+def calibration_images(size, count=100):
+    from eca_keras.applications.weights import EvalConfig
+    from eca_keras.training import data
+
+    splits = data.load_splits("digits")
+    config = EvalConfig(size, crop_pct=1.0)
+    pixels = splits.train.take(count).map(lambda image, _: data.eval_pixels(image, config))
+    return [image.numpy().astype("float32") for image in pixels]
+
+
+def measure_latency(files, size, rounds, invocations=10):
+    """``{(path, threads): median milliseconds}``, rounds interleaved across all files."""
+    import numpy as np
+
+    from eca_keras.export.artifacts import TFLiteArtifact
+
+    runners = {}
+    for _, _, path, _ in files:
+        for threads in THREADS:
+            artifact = TFLiteArtifact(path, num_threads=threads)
+            dtype = artifact.input_dtype
+            batch = np.random.default_rng(0).integers(0, 128, (1, size, size, 3)).astype(dtype)
+            for _ in range(3):
+                artifact.invoke(batch)  # warm-up: XNNPACK packs its weights on first use
+            runners[(path, threads)] = (artifact, batch)
+    samples = {key: [] for key in runners}
+    for round_index in range(rounds):
+        print(f"latency round {round_index + 1}/{rounds}", file=sys.stderr, flush=True)
+        for key, (artifact, batch) in runners.items():
+            start = time.perf_counter()
+            for _ in range(invocations):
+                artifact.invoke(batch)
+            samples[key].append(1000 * (time.perf_counter() - start) / invocations)
+    return {key: statistics.median(values) for key, values in samples.items()}
+
+
+def agreement_rows(runs):
+    """int8 exports of training runs, verified by the library: ``[(run, report)]``."""
+    from eca_keras.export import export
+
+    rows = []
+    for run in runs:
+        with tempfile.TemporaryDirectory() as work:
+            result = export(os.path.join(work, "int8.tflite"), model_dir=run, quantize="int8")
+            rows.append((run, result.verification))
+    return rows
+
+
+def op_summary(operators):
+    return ", ".join(f"{name} {count}" for name, count in operators.items())
+
+
+def markdown(records, agreement, size, machine):
+    lines = [
+        f"TFLite at {size}x{size}, batch 1, 1000 classes; LiteRT interpreter with XNNPACK on "
+        f"{machine}; latency is the median of interleaved rounds (ms).",
+        "",
+        "| model | quantization | size (MiB) | 1 thread (ms) | 2 threads (ms) | ops |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    for record in records:
+        lines.append(
+            f"| {record['model']} | {record['quantize']} | {record['size_mib']:.2f} | "
+            f"{record['latency_ms']['1']:.1f} | {record['latency_ms']['2']:.1f} | "
+            f"{op_summary(record['operators'])} |"
+        )
+    if agreement:
+        lines += ["", "| run (int8 export) | top-1 agreement with Keras | held-out images |"]
+        lines.append("|---|---:|---:|")
+        for run, measured in agreement:
+            lines.append(
+                f"| {os.path.basename(run.rstrip('/'))} | {100 * measured['top1_agreement']:.2f}% "
+                f"| {measured['images']} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(table):
+    path = os.path.join(ROOT, "README.md")
+    with open(path) as handle:
+        text = handle.read()
+    start, end = text.index(MARKERS[0]) + len(MARKERS[0]), text.index(MARKERS[1])
+    with open(path, "w") as handle:
+        handle.write(text[:start] + "\n" + table + text[end:])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--agreement-run", action="append", default=[], metavar="RUN")
+    parser.add_argument("--update-readme", action="store_true")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import platform
+
+    machine = f"{os.cpu_count()} CPU cores ({platform.machine()})"
+    with tempfile.TemporaryDirectory() as work:
+        files = build_files(args.size, work, calibration_images(args.size))
+        latency = measure_latency(files, args.size, args.rounds)
+        records = [
+            {
+                "model": label,
+                "quantize": quantize,
+                "size_mib": os.path.getsize(path) / 2**20,
+                "latency_ms": {str(t): latency[(path, t)] for t in THREADS},
+                "operators": operators,
+            }
+            for label, quantize, path, operators in files
+        ]
+    agreement = agreement_rows(args.agreement_run)
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, "export.json"), "w") as handle:
+        json.dump(
+            {"size": args.size, "machine": machine, "records": records,
+             "agreement": [{"run": run, **measured} for run, measured in agreement]},
+            handle,
+            indent=2,
+        )  # fmt: skip
+    table = markdown(records, agreement, args.size, machine)
+    with open(os.path.join(RESULTS, "export.md"), "w") as handle:
+        handle.write(table)
+    print(table)
+    if args.update_readme:
+        update_readme(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

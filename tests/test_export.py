@@ -1,0 +1,370 @@
+"""Export: SavedModel and TFLite in every quantization, each verified against Keras by the export
+itself and again here, independently; builtin ops only; int8 I/O; the verification bounds, one
+wrong model rejected; evaluation of every artifact."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import yaml
+
+from eca_keras import export as eca_export
+from eca_keras.applications import ECAResNet18, preprocess_input
+from eca_keras.export import artifacts, convert, exporter, verify
+from eca_keras.training import data
+from eca_keras.training.evaluate import evaluate_model
+
+# Every builtin op these models may use (ECA: MEAN, RESHAPE, CONV_2D, LOGISTIC, MUL).
+MOBILE_OPS = {
+    "ADD", "AVERAGE_POOL_2D", "CAST", "CONV_2D", "DEPTHWISE_CONV_2D", "DEQUANTIZE",
+    "FULLY_CONNECTED", "LOGISTIC", "MAX_POOL_2D", "MEAN", "MUL", "PAD", "QUANTIZE", "RESHAPE",
+    "SOFTMAX", "SUB",
+}  # fmt: skip
+TFLITE_FORMATS = ("none", "float16", "dynamic", "int8")
+# Tests of the session's digits_run share one pytest-xdist worker, so the run is trained once.
+ON_DIGITS_RUN = pytest.mark.xdist_group("digits_run")
+
+
+def pixels_and_labels(split, config, count=None):
+    """uint8 model inputs (the export's transform) and integer labels of a digits split."""
+    split = split.take(count) if count else split
+    batches = split.map(lambda image, label: (data.eval_pixels(image, config), label)).batch(512)
+    pixels, labels = zip(*((p.numpy(), y.numpy()) for p, y in batches), strict=True)
+    return np.concatenate(pixels), np.concatenate(labels)
+
+
+def digits_validation(config, count=None):
+    return pixels_and_labels(data.load_splits("digits").validation, config, count)
+
+
+def keras_probabilities(model, pixels):
+    outputs = np.asarray(model.predict(preprocess_input(pixels.astype("float32")), verbose=0))
+    if getattr(model.layers[-1].activation, "__name__", "") != "softmax":
+        outputs = tf.nn.softmax(outputs).numpy()
+    return outputs
+
+
+def check_tflite_file(path, quantize, io_type="uint8"):
+    """The file's own properties: builtin ops only, batch 1 static, the input and output types."""
+    with open(path, "rb") as handle:
+        operators = eca_export.operator_counts(handle.read())
+    assert set(operators) <= MOBILE_OPS, operators
+    assert {"MEAN", "CONV_2D", "LOGISTIC", "MUL"} <= set(operators)  # ECA is there, as builtins
+    artifact = artifacts.load_artifact(path)
+    assert artifact.batch_size == 1
+    details = artifact.interpreter.get_input_details()[0]
+    assert list(details["shape"]) == [1, artifact.input_size, artifact.input_size, 3]
+    assert list(details["shape_signature"]) == list(details["shape"])  # static
+    if quantize == "int8":
+        zero_point = 0 if io_type == "uint8" else -128
+        assert artifact.input_dtype == np.dtype(io_type) == artifact.output_dtype
+        assert artifact.input_quantization == (1.0, zero_point)  # raw pixels go in unchanged
+        assert artifact.output_quantization == (1 / 256, zero_point)
+    else:
+        assert artifact.input_dtype == np.uint8 and artifact.input_quantization[0] == 0
+        assert artifact.output_dtype == np.float32
+    return artifact
+
+
+def check_sidecars(path, class_names, quantize):
+    with open(artifacts.labels_path(path)) as handle:
+        assert handle.read().splitlines() == [str(name) for name in class_names]
+    metadata = artifacts.read_metadata(path)
+    assert metadata["quantize"] == quantize and metadata["classes"] == len(class_names)
+    return metadata
+
+
+# ---- an ECA-MobileNetV2 run made by `eca-keras train` ----------------------------------------
+
+
+@ON_DIGITS_RUN
+@pytest.mark.slow
+@pytest.mark.parametrize("quantize", TFLITE_FORMATS)
+def test_tflite_from_a_training_run(digits_run, quantize, tmp_path):
+    output = str(tmp_path / f"digits_{quantize}.tflite")
+    result = eca_export.export(output, model_dir=digits_run, quantize=quantize)
+    assert result.path == output and os.path.getsize(output) == result.size_bytes
+    artifact = check_tflite_file(output, quantize)
+    run_config = yaml.safe_load(open(os.path.join(digits_run, "config.yaml")))
+    metadata = check_sidecars(output, run_config["class_names"], quantize)
+    assert metadata["eval"] == {"input_size": 32, "crop_pct": 1.0, "interpolation": "bilinear"}
+
+    # Independently of the export's own check: the file against the run's best.keras.
+    model = keras.saving.load_model(os.path.join(digits_run, "best.keras"))
+    pixels, labels = digits_validation(data.eval_config(run_config))
+    reference, outputs = keras_probabilities(model, pixels), artifact(pixels)
+    verify.check(verify.measure(reference, outputs), quantize)  # all 359 images, not 200
+
+    # evaluate scores the artifact as the Keras model: equal for float, int8 within a point.
+    scored = evaluate_model(output, "digits")
+    keras_top1 = 100 * np.mean(reference.argmax(1) == labels)
+    assert scored["n"] == len(labels) == 359
+    if quantize in ("none", "float16"):
+        assert scored["top1"] == pytest.approx(keras_top1, abs=1e-9)
+    else:
+        assert abs(scored["top1"] - keras_top1) <= 1.0
+
+
+@ON_DIGITS_RUN
+@pytest.mark.slow
+def test_saved_model_from_a_training_run_through_the_cli(digits_run, tmp_path):
+    from test_training import cli
+
+    output = str(tmp_path / "digits_saved_model")
+    result = cli("export", "--model-dir", digits_run, "--format", "saved_model", "--output", output)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "verified saved_model: max relative difference" in result.stdout
+    run_config = yaml.safe_load(open(os.path.join(digits_run, "config.yaml")))
+    check_sidecars(output, run_config["class_names"], "none")
+
+    loaded = tf.saved_model.load(output)  # plain TensorFlow, no Keras
+    serve = loaded.signatures["serving_default"]
+    spec = serve.structured_input_signature[1]["images"]
+    assert spec.dtype == tf.uint8 and spec.shape.as_list() == [None, 32, 32, 3]
+    pixels, labels = digits_validation(data.eval_config(run_config))
+    probabilities = serve(images=tf.constant(pixels))["probabilities"].numpy()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    model = keras.saving.load_model(os.path.join(digits_run, "best.keras"))
+    reference = keras_probabilities(model, pixels)
+    assert np.max(np.abs(probabilities - reference)) <= 1e-4 * np.max(reference)
+
+    evaluated = cli("evaluate", "--model", output, "--dataset", "digits", "--json")
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    keras_top1 = 100 * np.mean(reference.argmax(1) == labels)
+    assert json.loads(evaluated.stdout) == {
+        "top1": keras_top1,
+        "top5": pytest.approx(
+            100 * np.mean(np.any(np.argsort(-reference)[:, :5] == labels[:, None], 1))
+        ),
+        "n": 359,
+    }
+
+
+@ON_DIGITS_RUN
+@pytest.mark.slow
+def test_int8_with_int8_io(digits_run, tmp_path):
+    output = str(tmp_path / "digits_int8_io.tflite")
+    eca_export.export(output, model_dir=digits_run, quantize="int8", io_type="int8")
+    artifact = check_tflite_file(output, "int8", io_type="int8")
+    pixels, _ = digits_validation(data.eval_config({"image_size": 32, "eval": {"crop_pct": 1}}), 8)
+    # Feeding the file by hand: int8 input is pixel - 128, the output is probability * 256 - 128.
+    raw = artifact.invoke((pixels[:1].astype("int16") - 128).astype("int8"))
+    np.testing.assert_allclose((raw.astype("float32") + 128) / 256, artifact(pixels[:1]))
+
+
+# ---- an ECA-ResNet from a .keras file -------------------------------------------------------
+
+
+DIGITS_32 = {"image_size": 32, "eval": {"crop_pct": 1.0}}
+FOLDER_CLASSES = (0, 1, 2)
+
+
+@pytest.fixture(scope="module")
+def three_digits_folder(tmp_path_factory):
+    """A user's image folder (train/ and val/ of PNG files): the digits 0, 1 and 2."""
+    splits, config = data.load_splits("digits"), data.eval_config(DIGITS_32)
+    folder = tmp_path_factory.mktemp("three_digits")
+    for split, name in ((splits.train, "train"), (splits.validation, "val")):
+        pixels_labels = zip(*pixels_and_labels(split, config), strict=True)
+        for index, (pixels, label) in enumerate(pixels_labels):
+            if label in FOLDER_CLASSES:
+                os.makedirs(folder / name / f"digit{label}", exist_ok=True)
+                path = str(folder / name / f"digit{label}" / f"{index}.png")
+                tf.io.write_file(path, tf.io.encode_png(pixels))
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def resnet_file(three_digits_folder, tmp_path_factory):
+    """An ECA-ResNet18 classifier of the folder's digits at 32x32, as a .keras file outside any
+    run. Training a ResNet takes minutes on this CPU, so the backbone is random with its
+    BatchNorm statistics measured on the images, and the head is a ridge regression on its
+    features: a real classifier (100% on the held-out images), cheaply."""
+    keras.utils.set_random_seed(0)
+    splits, config = data.load_splits(three_digits_folder), data.eval_config(DIGITS_32)
+    backbone = ECAResNet18(weights=None, include_top=False, pooling="avg", input_shape=(32, 32, 3))
+    pixels, labels = pixels_and_labels(splits.train, config)
+    images = preprocess_input(pixels.astype("float32"))
+    shuffled = images[np.random.default_rng(0).permutation(len(images))]
+    for _ in range(3):  # BatchNorm moving statistics (momentum 0.9) from the images
+        for start in range(0, len(shuffled), 64):
+            backbone(shuffled[start : start + 64], training=True)
+    features = backbone.predict(images, verbose=0)
+    mean = features.mean(axis=0)
+    centered = features - mean
+    targets = np.eye(len(FOLDER_CLASSES))[labels] * 20.0 - 10.0  # confident logits
+    gram = centered.T @ centered + 0.1 * len(images) * np.eye(features.shape[1])
+    weights = np.linalg.solve(gram, centered.T @ targets)  # ridge regression: small weights
+    head = keras.layers.Dense(len(FOLDER_CLASSES), name="predictions")
+    model = keras.Model(backbone.input, head(backbone.output))
+    head.set_weights([weights, -mean @ weights])
+    held_out, truth = pixels_and_labels(splits.validation, config)
+    predicted = model.predict(preprocess_input(held_out.astype("float32")), verbose=0)
+    assert np.mean(predicted.argmax(axis=1) == truth) >= 0.97
+    path = str(tmp_path_factory.mktemp("resnet") / "eca_resnet18_digits.keras")
+    model.save(path)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("quantize", TFLITE_FORMATS)
+def test_eca_resnet_tflite_from_a_keras_file(resnet_file, three_digits_folder, quantize, tmp_path):
+    output = str(tmp_path / f"resnet_{quantize}.tflite")
+    result = eca_export.export(
+        output, model=resnet_file, quantize=quantize, representative_data=three_digits_folder
+    )
+    assert result.verification["images"] == 122  # the folder's whole val/
+    check_tflite_file(output, quantize)
+    check_sidecars(output, ["0", "1", "2"], quantize)  # a bare .keras file: class indices
+    assert result.operators["MAX_POOL_2D"] == 1 and result.operators["ADD"] >= 8  # the ResNet
+
+
+@pytest.mark.slow
+def test_eca_resnet_saved_model_at_another_input_size(resnet_file, tmp_path):
+    output = str(tmp_path / "resnet_saved_model")
+    result = eca_export.export(output, model=resnet_file, format="saved_model", input_size=48)
+    assert result.verification["max_relative_difference"] <= 1e-4
+    assert result.verification["images"] == 200  # no data named: the embedded digits
+    artifact = artifacts.load_artifact(output)
+    assert artifact.input_size == 48 and artifact.num_classes == 3
+    # The reference: the same weights in an ECA-ResNet18 built at 48x48 from scratch.
+    backbone = ECAResNet18(weights=None, include_top=False, pooling="avg", input_shape=(48, 48, 3))
+    reference = keras.Model(backbone.input, keras.layers.Dense(3)(backbone.output))
+    reference.set_weights(keras.saving.load_model(resnet_file).get_weights())
+    pixels = np.random.default_rng(0).integers(0, 256, (4, 48, 48, 3), dtype="uint8")
+    np.testing.assert_allclose(
+        artifact(pixels), keras_probabilities(reference, pixels), rtol=1e-4, atol=1e-6
+    )
+
+
+# ---- the checks themselves -------------------------------------------------------------------
+
+
+def test_verification_bounds():
+    reference = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]])
+    assert verify.measure(reference, reference) == {
+        "max_relative_difference": 0.0, "top1_agreement": 1.0, "images": 2}  # fmt: skip
+
+    def shifted(by):
+        return reference + [[by, 0, 0], [0, 0, 0]]
+
+    verify.check(verify.measure(reference, shifted(0.5e-4)), "none")  # 7.1e-5 relative
+    with pytest.raises(verify.VerificationError, match="none: max relative difference 2.86e-04"):
+        verify.check(verify.measure(reference, shifted(2e-4)), "none")
+    verify.check(verify.measure(reference, shifted(0.006)), "float16")
+    with pytest.raises(verify.VerificationError, match="float16"):
+        verify.check(verify.measure(reference, shifted(0.008)), "float16")
+    with pytest.raises(verify.VerificationError, match="float16"):
+        verify.check(verify.measure(reference, np.full_like(reference, np.nan)), "float16")
+
+    many = np.tile(reference, (50, 1))  # 100 images
+
+    def with_best_class_changed(count):
+        outputs = many.copy()
+        outputs[:count] = outputs[:count, ::-1]  # reversed rows: another best class
+        return outputs
+
+    report = verify.check(verify.measure(many, with_best_class_changed(2)), "int8")
+    assert "top-1 agreement 98.00% (bound 98%) on 100 held-out images" in report
+    for kind in ("int8", "dynamic"):
+        with pytest.raises(verify.VerificationError, match="97.00%"):
+            verify.check(verify.measure(many, with_best_class_changed(3)), kind)
+    with pytest.raises(verify.VerificationError, match="shape"):
+        verify.measure(many, many[:, :2])
+
+
+def test_a_wrong_model_is_rejected_and_nothing_is_written(tmp_path, monkeypatch):
+    """The artifact is built from a model with other weights than the one exported: the
+    export must fail its verification and leave the output path as it was."""
+    from eca_keras.applications import ECAMobileNetV2
+
+    right = ECAMobileNetV2(weights=None, input_shape=(32, 32, 3), classes=10)
+    wrong = ECAMobileNetV2(weights=None, input_shape=(32, 32, 3), classes=10)
+    path = str(tmp_path / "right.keras")
+    right.save(path)
+    write = exporter._write
+
+    def write_the_wrong_model(source, *args):
+        source.model = wrong
+        return write(source, *args)
+
+    monkeypatch.setattr(exporter, "_write", write_the_wrong_model)
+    output = tmp_path / "out" / "model.tflite"
+    with pytest.raises(verify.VerificationError, match="verification failed: none"):
+        eca_export.export(str(output), model=path, verification_images=20)
+    assert os.listdir(tmp_path / "out") == []
+
+
+def test_non_builtin_ops_are_refused(tmp_path):
+    inputs = keras.Input((4, 4, 3))
+    determinant = keras.layers.Lambda(lambda x: tf.linalg.det(x[..., 0])[:, None])(inputs)
+    model = keras.Model(inputs, determinant)
+    saved = str(tmp_path / "saved")
+    convert.write_saved_model(model, True, saved, 4)
+    with pytest.raises(eca_export.ExportError, match=r"MatrixDeterminant.*Flex delegate"):
+        convert.convert_to_tflite(saved)
+
+    # A flatbuffer that does carry a Flex op (converted with SELECT_TF_OPS allowed) is refused
+    # by the check that runs on every written file.
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+    converter.target_spec.supported_ops = [
+        tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]  # fmt: skip
+    flex = converter.convert()
+    assert "CUSTOM:FlexMatrixDeterminant" in eca_export.operator_counts(flex)
+    with pytest.raises(eca_export.ExportError, match="FlexMatrixDeterminant"):
+        eca_export.check_builtin_ops(flex)
+
+
+RANDOM = {"model": "eca_mobilenet_v2", "weights": None}
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,message",
+    [
+        ({**RANDOM, "format": "onnx"}, ValueError, "format must be one of"),
+        ({**RANDOM, "format": "saved_model", "quantize": "int8"}, ValueError, "applies to TFLite"),
+        ({**RANDOM, "quantize": "int4"}, ValueError, "quantize must be one of"),
+        ({**RANDOM, "io_type": "float32"}, ValueError, "io_type must be one of"),
+        ({**RANDOM, "batch_size": 0}, ValueError, "batch_size must be a positive integer"),
+        ({**RANDOM, "quantize": "int8"}, ValueError, "pass --representative-data"),
+        ({**RANDOM, "model_dir": "runs/x"}, ValueError, "exactly one of --model-dir"),
+        ({"model": "eca_resnet9000"}, ValueError, "Cannot export 'eca_resnet9000'"),
+        ({"model": "missing.keras"}, FileNotFoundError, "No such model file"),
+        ({"model_dir": "no/such/run"}, FileNotFoundError, "No such run directory"),
+    ],
+    ids=lambda value: value if isinstance(value, str) and " " not in value else None,
+)
+def test_export_errors_are_clear(kwargs, error, message, tmp_path):
+    output = tmp_path / "out.tflite"
+    with pytest.raises(error, match=message):
+        eca_export.export(str(output), **kwargs)
+    assert not output.exists()
+
+
+def test_a_run_directory_without_a_model_is_refused(tmp_path):
+    with pytest.raises(FileNotFoundError, match="neither best.keras nor last.keras"):
+        eca_export.export(str(tmp_path / "out.tflite"), model_dir=str(tmp_path))
+
+
+def test_mixed_precision_models_are_exported_in_float32():
+    from eca_keras.export.source import as_float32
+
+    keras.config.set_dtype_policy("mixed_float16")
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    mixed = keras.Model(inputs, keras.layers.Dense(2, dtype="float32")(x))
+    keras.config.set_dtype_policy("float32")
+    rebuilt = as_float32(mixed, 8)
+    assert rebuilt is not mixed and rebuilt.layers[1].dtype_policy.name == "float32"
+    assert mixed.layers[1].dtype_policy.name == "mixed_float16"
+    images = np.random.default_rng(0).uniform(size=(2, 8, 8, 3)).astype("float32")
+    np.testing.assert_allclose(rebuilt(images), mixed(images), rtol=1e-2, atol=1e-2)
+    assert as_float32(rebuilt, 8) is rebuilt  # nothing to change: the same model
+    larger = as_float32(rebuilt, 16)
+    assert larger.input_shape == (None, 16, 16, 3)
+    for after, before in zip(larger.get_weights(), rebuilt.get_weights(), strict=True):
+        np.testing.assert_array_equal(after, before)
