@@ -187,7 +187,8 @@ def build_parser():
     p.add_argument(
         "--model",
         default="eca_mobilenet_v2",
-        help="registered model name, or a .keras file from eca-keras train",
+        help="registered model name, a .keras file from eca-keras train, or an exported "
+        "SavedModel directory or .tflite file",
     )
     p.add_argument(
         "--weights",

@@ -131,6 +131,15 @@ def test_saved_model_from_a_training_run_through_the_cli(digits_run, tmp_path):
     reference = keras_probabilities(model, pixels)
     assert np.max(np.abs(probabilities - reference)) <= 1e-4 * np.max(reference)
 
+    picture = str(tmp_path / "digit.png")
+    tf.io.write_file(picture, tf.io.encode_png(pixels[0]))  # a 32x32 image: the crop is itself
+    predicted = cli("predict", "--model", output, picture)
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    first = predicted.stdout.splitlines()[1].split()  # "1. <class name> <class index> <score>"
+    best = int(reference[0].argmax())
+    assert first[1:3] == [str(run_config["class_names"][best]), str(best)]
+    assert float(first[3]) == pytest.approx(reference[0, best], abs=1e-4)
+
     evaluated = cli("evaluate", "--model", output, "--dataset", "digits", "--json")
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     keras_top1 = 100 * np.mean(reference.argmax(1) == labels)

@@ -99,6 +99,20 @@ def test_overrides():
         recipes.load_recipe("no_such_recipe")
 
 
+def test_attention_false_trains_the_plain_twin():
+    from eca_keras.layers import ECA
+    from eca_keras.training.train import build_model
+
+    recipe = recipes.load_recipe("digits")
+    assert recipe["attention"] is True
+    with_eca = build_model(recipe, 10)
+    plain = build_model(recipes.apply_overrides(recipe, ["attention=false"]), 10)
+    assert sum(isinstance(layer, ECA) for layer in with_eca.layers) == 17
+    assert not any(isinstance(layer, ECA) for layer in plain.layers)
+    eca_weights = sum(layer.count_params() for layer in with_eca.layers if isinstance(layer, ECA))
+    assert with_eca.count_params() - plain.count_params() == eca_weights == 31  # one k per block
+
+
 def test_optimizers_are_a_table():
     from eca_keras.training.train import make_optimizer
 

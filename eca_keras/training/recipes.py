@@ -25,6 +25,7 @@ RUN_DEFAULTS = {
     "num_classes": None,  # TFRecords: the number of classes, when not counted from the data
     "validation_fraction": 0.2,
     "freeze_backbone": False,
+    "attention": True,  # False: the plain twin (no ECA), for ablations
     "steps_per_epoch": None,  # cap the steps of an epoch (quick runs); None = the whole dataset
 }
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")

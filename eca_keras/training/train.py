@@ -50,6 +50,7 @@ def build_model(config, num_classes):
         include_top=False,
         pooling="avg",
         input_shape=(size, size, 3),
+        attention=config.get("attention", True),
     )
     if config["freeze_backbone"]:
         if config["weights"] is None:
