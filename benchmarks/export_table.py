@@ -98,14 +98,20 @@ def measure_latency(files, size, rounds, invocations=10):
 
 
 def agreement_rows(runs):
-    """int8 exports of training runs, verified by the library: ``[(run, report)]``."""
+    """int8 exports of training runs, verified by the library: ``[(label, measured)]``."""
+    import yaml
+
     from eca_keras.export import export
 
     rows = []
     for run in runs:
+        with open(os.path.join(run, "config.yaml")) as handle:
+            config = yaml.safe_load(handle)
+        twin = "" if config.get("attention", True) else " (plain twin)"
+        label = f"{config['model']}{twin} on {config['dataset']}"
         with tempfile.TemporaryDirectory() as work:
             result = export(os.path.join(work, "int8.tflite"), model_dir=run, quantize="int8")
-            rows.append((run, result.verification))
+            rows.append((label, result.verification))
     return rows
 
 
@@ -130,10 +136,9 @@ def markdown(records, agreement, size, machine):
     if agreement:
         lines += ["", "| run (int8 export) | top-1 agreement with Keras | held-out images |"]
         lines.append("|---|---:|---:|")
-        for run, measured in agreement:
+        for label, measured in agreement:
             lines.append(
-                f"| {os.path.basename(run.rstrip('/'))} | {100 * measured['top1_agreement']:.2f}% "
-                f"| {measured['images']} |"
+                f"| {label} | {100 * measured['top1_agreement']:.2f}% | {measured['images']} |"
             )
     return "\n".join(lines) + "\n"
 
@@ -176,7 +181,7 @@ def main(argv=None):
     with open(os.path.join(RESULTS, "export.json"), "w") as handle:
         json.dump(
             {"size": args.size, "machine": machine, "records": records,
-             "agreement": [{"run": run, **measured} for run, measured in agreement]},
+             "agreement": [{"run": label, **measured} for label, measured in agreement]},
             handle,
             indent=2,
         )  # fmt: skip
