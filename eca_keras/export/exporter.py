@@ -41,7 +41,7 @@ def export(
     model_dir=None,
     model=None,
     weights="imagenet",
-    format="tflite",  # noqa: A002 - the CLI's --format
+    format="tflite",  # the CLI's --format (shadows the builtin inside only)
     quantize="none",
     input_size=None,
     representative_data=None,
@@ -93,19 +93,20 @@ def export(
         report = verify.check(measured, kind)
         log(f"verified {report}")
         metadata = _metadata(source, format, quantize, artifact, operators, measured, kind)
-        result = _put_in_place(staged, output, source.class_names, metadata)
-    result.verification, result.operators, result.report = measured, operators, report
-    return result
+        labels, sidecar = _put_in_place(staged, output, source.class_names, metadata)
+    return ExportResult(
+        output, format, quantize, _size(output), labels, sidecar, measured, operators, report
+    )
 
 
-def default_output(name, format, quantize, model_dir=None):  # noqa: A002
+def default_output(name, format, quantize, model_dir=None):
     """``<run>/export/<name>[_<quantize>].tflite`` (or ``_saved_model``), or in ``./export``."""
     suffix = "_saved_model" if format == "saved_model" else ".tflite"
     stem = name if quantize == "none" else f"{name}_{quantize}"
     return os.path.join(model_dir or ".", "export", stem + suffix)
 
 
-def _check_arguments(format, quantize, io_type, batch_size):  # noqa: A002
+def _check_arguments(format, quantize, io_type, batch_size):
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}; received {format!r}")
     if quantize not in convert.QUANTIZATIONS:
@@ -153,7 +154,7 @@ def _batches(images, size=64):
         yield images[start : start + size]
 
 
-def _write(source, format, quantize, calibration, io_type, batch_size, staged, work):  # noqa: A002
+def _write(source, format, quantize, calibration, io_type, batch_size, staged, work):
     model, probabilities, size = source.model, source.outputs_probabilities, source.input_size
     if format == "saved_model":
         convert.write_saved_model(model, probabilities, staged, size)
@@ -168,7 +169,7 @@ def _write(source, format, quantize, calibration, io_type, batch_size, staged, w
     return convert.operator_counts(flatbuffer)
 
 
-def _metadata(source, format, quantize, artifact, operators, measured, kind):  # noqa: A002
+def _metadata(source, format, quantize, artifact, operators, measured, kind):
     from eca_keras import __version__
 
     config = source.eval_config
@@ -198,7 +199,8 @@ def _metadata(source, format, quantize, artifact, operators, measured, kind):  #
 
 
 def _put_in_place(staged, output, class_names, metadata):
-    """Moves the verified artifact to ``output`` and writes its labels file and sidecar."""
+    """Moves the verified artifact to ``output`` and writes its labels file and sidecar;
+    returns their paths."""
     labels, sidecar = artifacts.labels_path(output), artifacts.metadata_path(output)
     metadata["labels"] = os.path.basename(labels)
     if os.path.isdir(staged):  # a SavedModel carries its labels and sidecar inside
@@ -211,8 +213,7 @@ def _put_in_place(staged, output, class_names, metadata):
         os.replace(staged, output)
         _write_text(labels, "".join(f"{name}\n" for name in class_names))
         _write_text(sidecar, json.dumps(metadata, indent=2) + "\n")
-    size = _size(output)
-    return ExportResult(output, metadata["format"], metadata["quantize"], size, labels, sidecar, {})
+    return labels, sidecar
 
 
 def _write_text(path, text):
