@@ -75,7 +75,8 @@ def evaluate(model, batches):
     one-hot rows.
     """
     predict = getattr(model, "predict_on_batch", model)
-    progress = keras.utils.Progbar(None, unit_name="batch")
+    known = int(batches.cardinality()) if hasattr(batches, "cardinality") else -1
+    progress = keras.utils.Progbar(known if known >= 0 else None, unit_name="batch")
     correct1 = correct5 = count = 0
     for step, (images, labels) in enumerate(batches, start=1):
         scores = np.asarray(predict(images))
