@@ -27,6 +27,8 @@ import sys
 import tempfile
 import time
 
+from readme_tables import update_readme
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
 MODELS = (  # (row label, registered name, attention)
@@ -37,7 +39,6 @@ MODELS = (  # (row label, registered name, attention)
 )
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 THREADS = (1, 2)
-MARKERS = ("<!-- export-table:start -->", "<!-- export-table:end -->")
 
 
 def build_files(size, work, calibration):
@@ -143,15 +144,6 @@ def markdown(records, agreement, size, machine):
     return "\n".join(lines) + "\n"
 
 
-def update_readme(table):
-    path = os.path.join(ROOT, "README.md")
-    with open(path) as handle:
-        text = handle.read()
-    start, end = text.index(MARKERS[0]) + len(MARKERS[0]), text.index(MARKERS[1])
-    with open(path, "w") as handle:
-        handle.write(text[:start] + "\n" + table + text[end:])
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=224)
@@ -190,7 +182,7 @@ def main(argv=None):
         handle.write(table)
     print(table)
     if args.update_readme:
-        update_readme(table)
+        update_readme("export-table", table)
     return 0
 
 
