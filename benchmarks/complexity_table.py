@@ -10,15 +10,11 @@ paper's "FLOPs" table. Writes ``benchmarks/results/complexity.json`` and ``compl
 """
 
 import argparse
-import json
 import math
 import os
 import sys
 
-from readme_tables import update_readme
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RESULTS = os.path.join(ROOT, "benchmarks", "results")
+from results_io import publish
 
 
 def measure():
@@ -71,15 +67,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     rows = measure()
-    os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, "complexity.json"), "w") as handle:
-        json.dump(rows, handle, indent=2)
-    table = markdown(rows)
-    with open(os.path.join(RESULTS, "complexity.md"), "w") as handle:
-        handle.write(table)
-    print(table)
-    if args.update_readme:
-        update_readme("complexity-table", table)
+    publish("complexity", rows, markdown(rows), args.update_readme)
     return 0
 
 

@@ -20,17 +20,14 @@ into README.md between its ``export-table`` markers.
 """
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import tempfile
 import time
 
-from readme_tables import update_readme
+from results_io import publish
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RESULTS = os.path.join(ROOT, "benchmarks", "results")
 MODELS = (  # (row label, registered name, attention)
     ("ECA-MobileNetV2", "eca_mobilenet_v2", True),
     ("MobileNetV2 (plain twin)", "eca_mobilenet_v2", False),
@@ -169,20 +166,13 @@ def main(argv=None):
             for label, quantize, path, operators in files
         ]
     agreement = agreement_rows(args.agreement_run)
-    os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, "export.json"), "w") as handle:
-        json.dump(
-            {"size": args.size, "machine": machine, "records": records,
-             "agreement": [{"run": label, **measured} for label, measured in agreement]},
-            handle,
-            indent=2,
-        )  # fmt: skip
-    table = markdown(records, agreement, args.size, machine)
-    with open(os.path.join(RESULTS, "export.md"), "w") as handle:
-        handle.write(table)
-    print(table)
-    if args.update_readme:
-        update_readme("export-table", table)
+    data = {
+        "size": args.size,
+        "machine": machine,
+        "records": records,
+        "agreement": [{"run": label, **measured} for label, measured in agreement],
+    }
+    publish("export", data, markdown(records, agreement, args.size, machine), args.update_readme)
     return 0
 
 
