@@ -35,8 +35,8 @@ def test_macs_match_pytorch(name, reference):
 def test_eca_costs_a_few_thousand_macs():
     """ResNet-50's well-known 4,089,184,256 MACs; ECA adds C * k per block: 86,272 (2e-5).
 
-    (The paper's table lists 3.86 "GFLOPs" for both; this count is 3.81 x 2^30: the paper's
-    counter also included about 55M element-wise operations, which are not counted here.)"""
+    (The paper's table lists 3.86 "GFLOPs" for both; this count is 3.81 x 2^30. The 55M gap is
+    about the size of the element-wise work, which the paper's counter presumably included.)"""
     eca = count_macs(get_model("eca_resnet50", weights=None))
     plain = count_macs(get_model("eca_resnet50", weights=None, attention=False))
     assert plain == 4_089_184_256
