@@ -28,7 +28,7 @@ def classify_images(model_name, paths, weights="imagenet", top=5):
 
     if str(model_name).endswith(".keras"):
         return _classify_with_run_model(model_name, paths, top)
-    if artifacts.is_tflite(model_name) or artifacts.is_saved_model(model_name):
+    if artifacts.is_artifact(model_name):
         return _classify_with_artifact(model_name, paths, top)
     config = registered_eval_config(model_name, weights)
     images = np.stack([load_image(path, config) for path in paths])

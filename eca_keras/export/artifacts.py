@@ -27,6 +27,11 @@ def is_tflite(path):
     return str(path).endswith(".tflite")
 
 
+def is_artifact(path):
+    """Whether ``path`` is an exported model (a ``.tflite`` file or a SavedModel directory)."""
+    return is_tflite(path) or is_saved_model(path)
+
+
 def metadata_path(path):
     """The JSON sidecar of an artifact: inside a SavedModel, ``<stem>.json`` beside a file."""
     if is_tflite(path):

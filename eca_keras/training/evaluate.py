@@ -57,7 +57,7 @@ def load_for_evaluation(model, weights="imagenet"):
             raise FileNotFoundError(f"No such model file: {model}")
         loaded = keras.saving.load_model(model)
         return loaded, run_eval_config(model, loaded.input_shape[1]), True
-    if artifacts.is_tflite(model) or artifacts.is_saved_model(model):
+    if artifacts.is_artifact(model):
         artifact = artifacts.load_artifact(model)
         recorded = artifacts.read_metadata(model).get("eval", {})
         config = EvalConfig(**{**recorded, "input_size": artifact.input_size})
