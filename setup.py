@@ -29,6 +29,7 @@ setup(
         "ai-edge-litert>=2.3",  # the LiteRT interpreter: every TFLite export verifies itself
     ],
     extras_require={
+        "benchmark": ["torch>=2.1", "matplotlib>=3.5"],
         "test": ["pytest>=7", "pytest-xdist>=3", "ruff>=0.5", "jax[cpu]>=0.4.30", "torch>=2.1"],
     },
     entry_points={"console_scripts": ["eca-keras=eca_keras.cli:main"]},

@@ -166,6 +166,35 @@ def cmd_export(args):
     return 0
 
 
+def cmd_benchmark(args):
+    """Times models against their plain twins, keras.applications and PyTorch; prints tables."""
+    import json
+
+    from eca_keras import benchmark
+
+    settings = benchmark.Settings(
+        models=tuple(args.models),
+        modes=tuple(args.modes),
+        batch_sizes=tuple(args.batch_sizes),
+        xla={"both": (True, False), "on": (True,), "off": (False,)}[args.xla],
+        size=args.size,
+        rounds=args.rounds,
+        min_round_seconds=args.min_round_seconds,
+        keras_baselines=not args.no_keras_baselines,
+        torch=args.torch,
+        memory=args.memory,
+        threads=args.threads,
+        twins=not args.no_twins,
+    )
+    results = benchmark.run(settings, log=lambda line: print(line, file=sys.stderr, flush=True))
+    print(benchmark.markdown(results))
+    if args.output:
+        with open(args.output, "w") as handle:
+            json.dump(results, handle, indent=2)
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
 def cmd_demo(args):
     """The embedded-default job: build ECA-MobileNetV2, classify the bundled image, no download."""
     args.model, args.weights, args.images, args.top = "eca_mobilenet_v2", None, [], 5
@@ -307,6 +336,35 @@ def build_parser():
     )
     p.add_argument("--output", required=True, help="the Keras weights file, *.weights.h5")
     p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser(
+        "benchmark",
+        help="throughput against the plain twin, keras.applications and PyTorch; memory",
+        description="Each group of sides is timed in this process in interleaved rounds "
+        "(median of --rounds); ratios compare sides of the same run.",
+    )
+    p.add_argument("--models", nargs="+", default=["eca_resnet50"], metavar="NAME")
+    p.add_argument("--modes", nargs="+", default=["inference"], choices=("inference", "training"))
+    p.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8], metavar="N")
+    p.add_argument("--xla", choices=("both", "on", "off"), default="both")
+    p.add_argument("--size", type=int, help="input size (default: each model's own)")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--min-round-seconds", type=float, default=1.0, metavar="S")
+    p.add_argument(
+        "--no-keras-baselines", action="store_true", help="skip keras.applications models"
+    )
+    p.add_argument("--no-twins", action="store_true", help="only the PyTorch rival and/or memory")
+    p.add_argument(
+        "--torch", action="store_true", help="also time the PyTorch reference (needs torch)"
+    )
+    p.add_argument(
+        "--memory", action="store_true", help="peak memory of a training step (child process)"
+    )
+    p.add_argument(
+        "--threads", type=int, help="threads for TensorFlow and PyTorch (default: every core)"
+    )
+    p.add_argument("--output", help="write the results as JSON here")
+    p.set_defaults(func=cmd_benchmark)
 
     p = sub.add_parser(
         "demo", help="build ECA-MobileNetV2 and classify the bundled image (no download)"

@@ -1,4 +1,4 @@
-"""Shared test set-up: quiet TensorFlow, tests/ importable (torch_reference), float32 policy."""
+"""Shared test set-up: quiet TensorFlow, tests/ importable, float32 policy."""
 
 import os
 import sys

@@ -4,9 +4,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import torch_reference  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
+from eca_keras import torch_reference  # noqa: E402
 from eca_keras.applications import get_model  # noqa: E402
 from eca_keras.complexity import count_macs  # noqa: E402
 

@@ -1,6 +1,6 @@
 """Converted weights compute what the PyTorch models compute (logits and features).
 
-PyTorch reference models (tests/torch_reference.py, written independently of the Keras code)
+PyTorch reference models (eca_keras/torch_reference.py, written independently of the Keras code)
 get random weights and BatchNorm statistics, are saved the way upstream publishes them (the
 official release's wrapped ``module.`` state dict, one in the legacy pre-1.6 format; timm's
 safetensors), converted, and compared in inference mode on an odd input size (67 px) that
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-import torch_reference as ref  # noqa: E402
 
+from eca_keras import torch_reference as ref  # noqa: E402
 from eca_keras.applications import get_model  # noqa: E402
 from eca_keras.applications.weights import convert_checkpoint  # noqa: E402
 

@@ -1,18 +1,12 @@
-"""Sanity tests for the PyTorch reference models in ``torch_reference``."""
+"""Sanity tests for the PyTorch reference models in ``eca_keras.torch_reference``."""
 
-import importlib
-import sys
 from collections import OrderedDict
-from pathlib import Path
 
 import pytest
 
 torch = pytest.importorskip("torch")
 
-_TESTS_DIR = str(Path(__file__).resolve().parent)
-if _TESTS_DIR not in sys.path:  # tests/conftest.py normally does this
-    sys.path.insert(0, _TESTS_DIR)
-ref = importlib.import_module("torch_reference")
+from eca_keras import torch_reference as ref  # noqa: E402
 
 PARAM_COUNTS = {
     ("official", 18): 11_689_556,

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-import torch_reference as ref  # noqa: E402
 
+from eca_keras import torch_reference as ref  # noqa: E402
 from eca_keras.applications import ECAMobileNetV2, ECAResNet18, weights  # noqa: E402
 from eca_keras.convert import UnsafeCheckpointError, WeightMismatchError  # noqa: E402
 

@@ -1,4 +1,7 @@
-"""Independent PyTorch reference models for ECA-Net parity tests.
+"""Independent PyTorch reference models: the parity tests' ground truth and the benchmarks' rival.
+
+Needs torch (``pip install eca_keras[benchmark]`` or ``[test]``); only the benchmark's PyTorch
+rival imports it, lazily.
 
 Re-implemented from architecture descriptions (not copied) so that their state-dict layouts match:
 
@@ -37,6 +40,7 @@ __all__ = [
     "save_timm_safetensors",
     "timm_eca_kernel_size",
     "timm_ecaresnet",
+    "without_attention",
 ]
 
 # depth -> (bottleneck, blocks per stage)
@@ -278,6 +282,15 @@ class MobileNetV2(nn.Module):
 def official_mobilenet_v2(num_classes: int = 1000) -> MobileNetV2:
     """Official ECA-MobileNetV2 (width 1.0)."""
     return MobileNetV2(num_classes)
+
+
+def without_attention(model: nn.Module) -> nn.Module:
+    """The plain twin, in place: every ECA module replaced by ``nn.Identity``; returns ``model``."""
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, EcaLayer):
+                setattr(parent, name, nn.Identity())
+    return model
 
 
 def count_params(model: nn.Module, trainable_only: bool = True) -> int:

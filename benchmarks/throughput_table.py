@@ -1,0 +1,87 @@
+"""Throughput and memory table: every model against its plain twin, keras.applications and the
+PyTorch reference, at each model's default input size.
+
+    python benchmarks/throughput_table.py [--rounds 5] [--quick] [--update-readme]
+
+Runs :func:`eca_keras.benchmark.run` (the code behind ``eca-keras benchmark``) over a plan:
+
+* inference of all registered models, batch 1 and 8, TF graph (no XLA), and with XLA for
+  ECA-ResNet50 and ECA-MobileNetV2;
+* a training step (forward, backward, SGD update) at batch 8 for those two, with and without XLA;
+* both against the PyTorch reference in inference (batch 1 and 8), ECA-ResNet50 also in
+  training (batch 8), same threads;
+* peak memory of ECA-ResNet50's training step at batch 8 (ECA, plain twin, keras.applications).
+
+Each plan row is one :class:`eca_keras.benchmark.Settings`; on 2 cores the plan takes about
+half an hour (XLA compiles of training steps take over a minute each).
+
+``--quick`` shrinks it to ECA-MobileNetV2 at 64 px (a smoke run). Writes
+``benchmarks/results/throughput.{json,md}``; ``--update-readme`` puts the tables into README.md
+between its ``throughput-table`` markers. ``benchmarks/accuracy_chart.py`` draws the chart from
+the JSON.
+"""
+
+import argparse
+
+from results_io import publish
+
+from eca_keras.applications import list_models
+from eca_keras.benchmark import Settings, markdown, run
+
+COMPARED = ("eca_resnet50", "eca_mobilenet_v2")  # the paper's two architectures
+
+
+def plan(rounds, quick):
+    if quick:
+        common = dict(size=64, rounds=rounds, min_round_seconds=0.2, batch_sizes=(2,))
+        return [
+            Settings(models=("eca_mobilenet_v2",), modes=("inference", "training"), **common),
+            Settings(
+                models=("eca_mobilenet_v2",),
+                modes=("inference", "training"),
+                torch=True,
+                memory=True,
+                xla=(False,),
+                **common,
+            ),
+        ]
+    return [
+        Settings(models=tuple(list_models()), xla=(False,), rounds=rounds),
+        Settings(models=COMPARED, xla=(True,), rounds=rounds),
+        Settings(models=COMPARED, modes=("training",), batch_sizes=(8,), rounds=rounds),
+        Settings(models=COMPARED, twins=False, torch=True, xla=(False,), rounds=rounds),
+        Settings(
+            models=("eca_resnet50",),
+            modes=("training",),
+            batch_sizes=(8,),
+            xla=(False,),
+            twins=False,
+            torch=True,
+            memory=True,
+            rounds=rounds,
+        ),
+    ]
+
+
+def merge(parts):
+    merged = dict(parts[0])
+    merged["plan"] = [part["settings"] for part in parts]
+    for key in ("throughput", "torch", "memory"):
+        merged[key] = [row for part in parts for row in part[key]]
+    merged["matmul_peak_gflops"] = max(part["matmul_peak_gflops"] for part in parts)
+    return merged
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--update-readme", action="store_true")
+    args = parser.parse_args()
+    results = merge([run(settings) for settings in plan(args.rounds, args.quick)])
+    name = "throughput_quick" if args.quick else "throughput"
+    publish(name, results, markdown(results), args.update_readme and not args.quick)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""The steps being timed: inference and a training step of Keras models, and the PyTorch rival.
+
+Each builder returns a zero-argument callable that runs one step on a fixed batch and blocks
+until the result is on the host, ready for :func:`eca_keras.benchmark.timing.compare`.
+"""
+
+import os
+
+import keras
+import numpy as np
+
+from eca_keras.applications import get_model, model_info
+
+# keras.applications models that a registered model is measured against (same depth and family).
+KERAS_BASELINES = {
+    "eca_resnet50": "ResNet50",
+    "eca_resnet101": "ResNet101",
+    "eca_resnet152": "ResNet152",
+    "ecaresnet50d": "ResNet50",
+    "ecaresnet50t": "ResNet50",
+    "ecaresnetlight": "ResNet50",
+    "ecaresnet101d": "ResNet101",
+    "eca_mobilenet_v2": "MobileNetV2",
+}
+# The official models the PyTorch reference re-implements: name -> torch_reference builder args.
+TORCH_MODELS = {
+    "eca_resnet18": ("official_resnet", 18),
+    "eca_resnet34": ("official_resnet", 34),
+    "eca_resnet50": ("official_resnet", 50),
+    "eca_resnet101": ("official_resnet", 101),
+    "eca_resnet152": ("official_resnet", 152),
+    "eca_mobilenet_v2": ("official_mobilenet_v2",),
+}
+MODES = ("inference", "training")
+
+
+def check_backend():
+    if keras.backend.backend() != "tensorflow":
+        raise RuntimeError(
+            "The benchmark times TensorFlow graphs (with and without XLA); run it with "
+            f"KERAS_BACKEND=tensorflow. Current backend: {keras.backend.backend()!r}."
+        )
+
+
+def cpu_threads():
+    """Cores this process may run on: the thread count both TensorFlow and PyTorch get."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def use_threads(threads):
+    """Asks TensorFlow for ``threads`` intra-op threads (possible only before its runtime
+    starts); returns the count it runs with, which the PyTorch rival then gets too."""
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+    except RuntimeError:  # TensorFlow already initialised: keep its setting
+        pass
+    return tf.config.threading.get_intra_op_parallelism_threads() or cpu_threads()
+
+
+def input_size(name, size=None):
+    return size or model_info(name).default_size
+
+
+def batch_of_images(batch, size, seed=0):
+    """Random pixels in [0, 255] and integer labels, as the models' raw inputs."""
+    rng = np.random.default_rng(seed)
+    images = rng.uniform(0, 255, (batch, size, size, 3)).astype("float32")
+    labels = rng.integers(0, 1000, (batch,)).astype("int32")
+    return images, labels
+
+
+def build_keras(name, size, variant):
+    """``variant``: "eca" (the registered model), "plain" (its twin) or "keras" (its
+    ``keras.applications`` counterpart); random weights, 1000 classes."""
+    shape = (size, size, 3)
+    if variant == "keras":
+        constructor = getattr(keras.applications, KERAS_BASELINES[name])
+        return constructor(weights=None, input_shape=shape)
+    return get_model(name, weights=None, input_shape=shape, attention=variant == "eca")
+
+
+def keras_step(model, mode, batch, xla):
+    """One inference (``model(x, training=False)``) or training step (forward, backward and an
+    SGD-with-momentum update through ``train_on_batch``), compiled with XLA or not."""
+    import tensorflow as tf
+
+    images, labels = batch_of_images(batch, model.input_shape[1])
+    images, labels = tf.constant(images), tf.constant(labels)
+    if mode == "inference":
+
+        def forward(x):
+            return model(x, training=False)
+
+        compiled = tf.function(forward, jit_compile=xla)
+        return lambda: compiled(images).numpy()
+    if mode == "training":
+        model.compile(
+            optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+            loss="sparse_categorical_crossentropy",
+            jit_compile=xla,
+        )
+        return lambda: model.train_on_batch(images, labels)
+    raise ValueError(f"`mode` must be one of {MODES}. Received: mode={mode!r}")
+
+
+def torch_step(name, mode, batch, size, attention=True, threads=None):
+    """The same step for the independent PyTorch implementation of official model ``name``
+    (NCHW, as the official code runs), on ``threads`` threads (default: :func:`cpu_threads`).
+    The returned callable's ``model`` attribute is the PyTorch module."""
+    try:
+        import torch
+    except ImportError:
+        raise ImportError(
+            "The PyTorch rival needs torch: pip install 'eca_keras[benchmark]'"
+        ) from None
+    from eca_keras import torch_reference
+
+    if name not in TORCH_MODELS:
+        raise ValueError(
+            f"No PyTorch reference for {name!r}. It exists for: {', '.join(TORCH_MODELS)}."
+        )
+    builder, *args = TORCH_MODELS[name]
+    torch.set_num_threads(threads or cpu_threads())
+    model = getattr(torch_reference, builder)(*args)
+    if not attention:
+        torch_reference.without_attention(model)
+    images, labels = batch_of_images(batch, size)
+    images = torch.from_numpy(images.transpose(0, 3, 1, 2).copy())
+    labels = torch.from_numpy(labels).long()
+    if mode == "inference":
+        model.eval()
+
+        def infer():
+            with torch.inference_mode():
+                model(images)
+
+        infer.model = model
+        return infer
+    if mode == "training":
+        model.train()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        loss_fn = torch.nn.CrossEntropyLoss()
+
+        def train():
+            optimizer.zero_grad(set_to_none=True)
+            loss_fn(model(images), labels).backward()
+            optimizer.step()
+
+        train.model = model
+        return train
+    raise ValueError(f"`mode` must be one of {MODES}. Received: mode={mode!r}")

@@ -1,0 +1,165 @@
+"""The benchmark harness: interleaved timing (on a fake clock), the suite end to end through the
+CLI on a tiny model, the PyTorch rival's twin, and the memory probe. No timing is asserted."""
+
+import json
+import math
+
+import pytest
+
+from eca_keras import cli
+from eca_keras.applications import get_model
+from eca_keras.benchmark import Settings, memory, peak, timing, workloads
+from eca_keras.complexity import count_macs
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_compare_alternates_sides_and_reports_medians(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(timing.time, "perf_counter", clock)
+    order = []
+    slow_rounds = iter([0.2] * 2 + [0.2] * 5 + [5.0] * 5 + [0.2] * 5)  # warm-up, 3 rounds
+
+    def fast():
+        order.append("fast")
+        clock.now += 0.1
+
+    def slow():
+        order.append("slow")
+        clock.now += next(slow_rounds)
+
+    result = timing.compare({"fast": fast, "slow": slow}, rounds=3, min_round_seconds=1.0)
+    assert result["fast"].calls_per_round == 10 and result["slow"].calls_per_round == 5
+    assert result["fast"].seconds == pytest.approx(0.1)
+    assert result["slow"].seconds == pytest.approx(0.2)  # the median ignores the 5 s round
+    assert result["slow"].rounds[1] == pytest.approx(5.0)
+    assert result["fast"].throughput(8) == pytest.approx(80.0)
+    timed = order[4:]  # after two warm-up calls each
+    rounds = [timed[:15], timed[15:30], timed[30:]]
+    assert rounds[0] == ["fast"] * 10 + ["slow"] * 5
+    assert rounds[1] == ["slow"] * 5 + ["fast"] * 10  # reversed on alternate rounds
+    assert rounds[2] == rounds[0]
+
+
+def test_compare_and_settings_reject_bad_input():
+    with pytest.raises(ValueError, match="rounds"):
+        timing.compare({"a": lambda: None}, rounds=0)
+    with pytest.raises(ValueError, match="empty"):
+        timing.compare({})
+    with pytest.raises(ValueError, match="Unknown model"):
+        Settings(models=("resnet9000",))
+    with pytest.raises(ValueError, match="modes"):
+        Settings(modes=("serving",))
+    with pytest.raises(ValueError, match="Batch sizes"):
+        Settings(batch_sizes=(0,))
+    with pytest.raises(ValueError, match="xla"):
+        Settings(xla=())
+    with pytest.raises(ValueError, match="size"):
+        Settings(size=8)
+    with pytest.raises(ValueError, match="threads"):
+        Settings(threads=0)
+
+
+def test_cli_rejects_unknown_model(capsys):
+    assert cli.main(["benchmark", "--models", "resnet9000"]) == 1
+    assert "Unknown model" in capsys.readouterr().err
+
+
+def test_arithmetic_rate():
+    assert peak.achieved_gflops(4_089_184_256, 10.0) == pytest.approx(81.78368512)
+    assert peak.matmul_peak(size=128, rounds=2) > 0
+
+
+def test_torch_plain_twin_matches_keras_plain_twin():
+    torch = pytest.importorskip("torch")
+    from eca_keras import torch_reference
+
+    def params(module):
+        return sum(p.numel() for p in module.parameters())
+
+    for name, builder in (
+        ("eca_resnet50", lambda: torch_reference.official_resnet(50)),
+        ("eca_mobilenet_v2", torch_reference.official_mobilenet_v2),
+    ):
+        eca, plain = builder(), torch_reference.without_attention(builder())
+        assert not any(isinstance(m, torch_reference.EcaLayer) for m in plain.modules())
+        keras_eca = get_model(name, weights=None, attention=True).count_params()
+        keras_plain = get_model(name, weights=None, attention=False).count_params()
+        assert params(eca) - params(plain) == keras_eca - keras_plain > 0
+        assert params(plain) + _bn_buffers(plain) == keras_plain
+    images = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert plain.eval()(images).shape == (1, 1000)
+
+
+def _bn_buffers(module):
+    return sum(b.numel() for n, b in module.named_buffers() if n.endswith(("_mean", "_var")))
+
+
+def test_benchmark_cli_end_to_end(tmp_path, capsys):
+    """A tiny real run: inference in graph mode, with keras.applications and the PyTorch rival."""
+    pytest.importorskip("torch")
+    output = tmp_path / "bench.json"
+    argv = ["benchmark", "--models", "eca_mobilenet_v2", "--size", "32", "--batch-sizes", "2"]
+    argv += ["--rounds", "2", "--min-round-seconds", "0", "--xla", "off", "--torch"]
+    argv += ["--threads", "1"]  # PyTorch's spinning OpenMP threads crawl on a busy machine
+    argv += ["--output", str(output)]
+    assert cli.main(argv) == 0
+    captured = capsys.readouterr()
+    results = json.loads(output.read_text())
+    assert [(r["mode"], r["batch"], r["xla"]) for r in results["throughput"]] == [
+        ("inference", 2, False)
+    ]
+    for row in results["throughput"]:
+        rates = row["images_per_second"]
+        assert set(rates) == {"eca", "plain", "keras"} and min(rates.values()) > 0
+        assert row["baseline"] == "MobileNetV2"
+        assert row["eca_vs_plain"] == pytest.approx(rates["eca"] / rates["plain"], rel=1e-3)
+        assert row["eca_vs_keras"] == pytest.approx(rates["eca"] / rates["keras"], rel=1e-3)
+    inference = results["throughput"][0]
+    macs = count_macs(get_model("eca_mobilenet_v2", weights=None, input_shape=(32, 32, 3)))
+    assert inference["macs"] == macs
+    gflops = 2 * macs * inference["images_per_second"]["eca"] / 1e9
+    assert inference["gflops"] == pytest.approx(gflops, rel=1e-2, abs=0.01)
+    assert inference["peak_fraction"] == pytest.approx(
+        inference["gflops"] / results["matmul_peak_gflops"], rel=0.05, abs=1e-3
+    )
+    assert [(r["mode"], set(r["images_per_second"])) for r in results["torch"]] == [
+        ("inference", {"keras", "torch", "torch_plain"})
+    ]
+    # pytest started TensorFlow before the CLI, so only PyTorch could be given one thread.
+    tf_threads = workloads.use_threads(1)
+    assert results["torch"][0]["threads"] == {"tensorflow": tf_threads, "torch": 1}
+    assert results["machine"]["threads"] == tf_threads
+    table = captured.out
+    assert "| eca_mobilenet_v2 | 32 | 2 | graph |" in table
+    assert "Against the PyTorch reference" in table and "[3/3]" in captured.err
+
+
+def test_torch_training_step_updates_the_reference():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    step = workloads.torch_step("eca_mobilenet_v2", "training", 2, 32, threads=1)
+    model = step.model
+    before = [p.detach().clone() for p in model.parameters()]
+    step()
+    changed = [not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True)]
+    assert all(changed)
+    with pytest.raises(ValueError, match="No PyTorch reference"):
+        workloads.torch_step("ecaresnet50d", "inference", 1, 32)
+
+
+def test_training_memory_probe():
+    record = memory.training_peak_memory("eca_mobilenet_v2", "eca", 4, 32, False, steps=2)
+    assert set(record) == {"model_mib", "first_step_peak_mib", "step_peak_mib", "step_mib"}
+    assert 0 < record["model_mib"] < record["first_step_peak_mib"]
+    assert record["step_peak_mib"] > record["model_mib"] and record["step_mib"] >= 0
+    with pytest.raises(ValueError, match="steps"):
+        memory.training_peak_memory("eca_mobilenet_v2", "eca", 4, 32, False, steps=1)
+    assert not math.isnan(record["step_mib"])
