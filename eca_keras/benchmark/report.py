@@ -13,6 +13,12 @@ def _xla(value):
     return "XLA" if value else "graph"
 
 
+def _table(header, rule, rows):
+    """A Markdown table from its header line, its alignment rule and lists of cells."""
+    lines = [header, rule] + ["| " + " | ".join(cells) + " |" for cells in rows]
+    return "\n".join(lines) + "\n"
+
+
 def throughput_table(results, mode):
     rows = [row for row in results["throughput"] if row["mode"] == mode]
     if not rows:
@@ -24,7 +30,7 @@ def throughput_table(results, mode):
     if inference:
         header += " GFLOP/s (of matmul peak) |"
         rule += "---:|"
-    lines = [header, rule]
+    table = []
     for row in rows:
         rates = row["images_per_second"]
         baseline = row["baseline"] or ""
@@ -43,18 +49,14 @@ def throughput_table(results, mode):
         ]
         if inference:
             cells.append(f"{row['gflops']:.1f} ({row['peak_fraction']:.0%})")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        table.append(cells)
+    return _table(header, rule, table)
 
 
 def torch_table(results):
     if not results["torch"]:
         return ""
-    lines = [
-        "| model | step | px | batch | threads (TF / PyTorch) | Keras XLA (img/s) | Keras graph |"
-        " PyTorch | best Keras / PyTorch | PyTorch ECA / plain |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+    table = []
     for row in results["torch"]:
         rates = row["images_per_second"]
         cells = [
@@ -69,32 +71,30 @@ def torch_table(results):
             _times(row["keras_vs_torch"]),
             _times(row["torch_eca_vs_plain"]),
         ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        table.append(cells)
+    return _table(
+        "| model | step | px | batch | threads (TF / PyTorch) | Keras XLA (img/s) | Keras graph |"
+        " PyTorch | best Keras / PyTorch | PyTorch ECA / plain |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        table,
+    )
 
 
 def memory_table(results):
     if not results["memory"]:
         return ""
-    lines = [
+    figures = ("model_mib", "first_step_peak_mib", "step_peak_mib", "step_mib")
+    table = [
+        [row["model"], row["variant"], str(row["size"]), str(row["batch"]), _xla(row["xla"])]
+        + [f"{row[key]:.0f}" for key in figures]
+        for row in results["memory"]
+    ]
+    return _table(
         "| model | variant | px | batch | TF | model built (MiB) | first step peak (MiB) |"
         " training step peak (MiB) | step adds (MiB) |",
         "|---|---|---:|---:|---|---:|---:|---:|---:|",
-    ]
-    for row in results["memory"]:
-        cells = [
-            row["model"],
-            row["variant"],
-            str(row["size"]),
-            str(row["batch"]),
-            _xla(row["xla"]),
-            f"{row['model_mib']:.0f}",
-            f"{row['first_step_peak_mib']:.0f}",
-            f"{row['step_peak_mib']:.0f}",
-            f"{row['step_mib']:.0f}",
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        table,
+    )
 
 
 def markdown(results):

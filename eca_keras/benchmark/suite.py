@@ -59,7 +59,6 @@ def machine():
 
     info = {
         "processor": _cpu_name(),
-        "threads": workloads.cpu_threads(),
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
@@ -195,11 +194,9 @@ def _keras_group(name, mode, batch, xla, settings, peak_gflops):
 def _torch_group(name, mode, batch, settings, threads):
     size = workloads.input_size(name, settings.size)
     steps = {}
-    model = workloads.build_keras(name, size, "eca")
-    for xla in settings.xla:
+    for xla in settings.xla:  # one model per compiled step
+        model = workloads.build_keras(name, size, "eca")
         steps["keras_xla" if xla else "keras"] = workloads.keras_step(model, mode, batch, xla)
-        if len(settings.xla) > 1:
-            model = workloads.build_keras(name, size, "eca")  # one compiled step per model
     for side, attention in (("torch", True), ("torch_plain", False)):
         steps[side] = workloads.torch_step(name, mode, batch, size, attention, threads["torch"])
     timings = timing.compare(steps, settings.rounds, settings.min_round_seconds)
