@@ -183,6 +183,23 @@ def test_keras_file_round_trip(tmp_path):
     np.testing.assert_array_equal(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
 
 
+@pytest.mark.parametrize("constructor", [ECAResNet18, ECAResNet50D, ECAMobileNetV2])
+def test_initial_weights_follow_the_random_seed(constructor):
+    """``keras.utils.set_random_seed`` decides every initial kernel, and no two layers start
+    equal (a shared unseeded initializer would give equal-shaped layers equal kernels)."""
+
+    def initial_kernels(seed):
+        keras.utils.set_random_seed(seed)
+        model = constructor(weights=None, input_shape=(32, 32, 3), classes=4)
+        return [w.numpy() for w in model.weights if w.path.endswith("kernel")]
+
+    first, again, other = initial_kernels(0), initial_kernels(0), initial_kernels(1)
+    for kernel, same_seed, other_seed in zip(first, again, other, strict=True):
+        np.testing.assert_array_equal(kernel, same_seed)
+        assert not np.array_equal(kernel, other_seed)
+    assert len({kernel.tobytes() for kernel in first}) == len(first)
+
+
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 def test_mixed_precision_model_matches_float32(policy):
     reference = ECAResNet18(weights=None, input_shape=(64, 64, 3), classifier_activation=None)

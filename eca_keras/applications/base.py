@@ -8,10 +8,16 @@ from eca_keras.applications.weights import load_model_weights
 
 POOLINGS = (None, "avg", "max")
 
-# PyTorch's default initialisations, so that training from scratch starts where the paper did.
-CONV_INITIALIZER = keras.initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal")
 BN_EPSILON = 1e-5  # PyTorch's BatchNorm default; the released statistics assume it.
 BN_MOMENTUM = 0.9  # PyTorch's momentum=0.1 in Keras' convention.
+
+
+def conv_initializer():
+    """PyTorch's (torchvision's) convolution initialisation, so that training from scratch starts
+    where the paper did. A new instance per layer: an unseeded Keras initializer draws its seed
+    once, so a shared instance would give equal-shaped layers equal kernels and ignore
+    ``keras.utils.set_random_seed``."""
+    return keras.initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal")
 
 
 def channel_axis():
@@ -102,11 +108,11 @@ def conv_bn(x, filters, kernel_size, strides, name, activation="relu", depthwise
         x = layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad")(x)
         padding = "valid"
     if depthwise:
-        conv, arguments = layers.DepthwiseConv2D, {"depthwise_initializer": CONV_INITIALIZER}
+        conv, arguments = layers.DepthwiseConv2D, {"depthwise_initializer": conv_initializer()}
     else:
         conv, arguments = (
             layers.Conv2D,
-            {"filters": filters, "kernel_initializer": CONV_INITIALIZER},
+            {"filters": filters, "kernel_initializer": conv_initializer()},
         )
     x = conv(
         kernel_size=kernel_size,

@@ -83,7 +83,7 @@ def _stem(x, stem):
             3,
             padding="same",
             use_bias=False,
-            kernel_initializer=base.CONV_INITIALIZER,
+            kernel_initializer=base.conv_initializer(),
             name="conv1_3_conv",
         )(x)
         x = layers.BatchNormalization(
