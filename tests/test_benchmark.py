@@ -158,7 +158,7 @@ def test_torch_training_step_updates_the_reference():
 
 
 def test_training_memory_probe():
-    record = memory.training_peak_memory("eca_mobilenet_v2", "eca", 4, 32, False, steps=2)
+    record = memory.training_peak_memory("eca_resnet18", "eca", 4, 32, False, steps=2)
     assert set(record) == {"model_mib", "first_step_peak_mib", "step_peak_mib", "step_mib"}
     assert 0 < record["model_mib"] < record["first_step_peak_mib"]
     assert record["step_peak_mib"] > record["model_mib"] and record["step_mib"] >= 0

@@ -104,6 +104,7 @@ def keras_step(model, mode, batch, xla):
             loss="sparse_categorical_crossentropy",
             jit_compile=xla,
         )
+        model.optimizer.build(model.trainable_variables)  # else the first step traces twice
         return lambda: model.train_on_batch(images, labels)
     raise ValueError(f"`mode` must be one of {MODES}. Received: mode={mode!r}")
 

@@ -183,6 +183,9 @@ def train(config, verbose="auto"):
             ],
             jit_compile=bool(config["jit_compile"]),
         )
+        # The optimizer's slots now: created inside the first traced step (Keras' default
+        # without a strategy), they make TensorFlow trace that step twice, ~20 s on 2 cores.
+        model.optimizer.build(model.trainable_variables)
     print(
         f"model {config['model']} ({model.count_params():,} parameters), "
         f"{splits.num_classes} classes, {steps} steps per epoch, model dir {model_dir}",
@@ -194,6 +197,7 @@ def train(config, verbose="auto"):
             validation_data=validation_data,
             epochs=config["epochs"],
             steps_per_epoch=steps,
+            shuffle=False,  # the pipeline shuffles; Keras warns that its own would be ignored
             callbacks=callbacks_for(model_dir, chief),
             verbose=verbose,
         )
