@@ -1,7 +1,7 @@
 """Candidate implementations of the ECA layer, measured at model level against the plain twin.
 
     python benchmarks/eca_candidates.py [--candidates current,shift,...] [--rounds 5]
-                                        [--settings xla_b1,xla_b8,train_b8,jax_b1,tflite]
+                                        [--settings xla_b1,graph_b1,...,tflite]
                                         [--train-size 224] [--min-seconds 1.0]
 
 Each candidate is a subclass of :class:`eca_keras.layers.ECA` that overrides ``channel_weights``
@@ -16,6 +16,8 @@ What is measured, all on the CPU, in one process per backend:
   candidate model's output against the current model's (max abs difference / max abs value);
 * ``xla_b1``, ``xla_b8``: inference of ECA-ResNet50 at 224 px, batch 1 and 8, under
   ``tf.function(jit_compile=True)``;
+* ``graph_b1``, ``graph_b8``, ``graph_mnv2_b1``: the same without XLA (``tf.function`` graph
+  mode, what Keras runs on a CPU by default), and ECA-MobileNetV2 at batch 1;
 * ``train_b8``: one ``train_on_batch`` step (SGD with momentum, sparse CE, ``jit_compile=True``)
   of ECA-ResNet50 at batch 8 (``--train-size`` px);
 * ``jax_b1``: inference of ECA-ResNet50 at 224 px, batch 1, ``jax.jit`` of a stateless call
@@ -42,7 +44,8 @@ import sys
 import tempfile
 import time
 
-SETTINGS = ("xla_b1", "xla_b8", "train_b8", "jax_b1", "tflite")
+SETTINGS = ("xla_b1", "xla_b8", "graph_b1", "graph_b8", "graph_mnv2_b1", "train_b8", "jax_b1",
+            "tflite")  # fmt: skip
 ALL_CANDIDATES = (
     "current",
     "shift",
@@ -289,43 +292,24 @@ def model_parity(reference, candidate, x):
 
 def interleaved(runners, rounds, min_seconds, label):
     """``runners``: {name: zero-argument callable doing one iteration (synchronised)}; the first
-    key is the reference (the plain twin). Returns {name: {"times": [...], "ratios": [...]}}."""
-    names = list(runners)
-    counts = {}
-    for name in names:
-        fn = runners[name]
-        fn()
-        fn()  # warm-up
-        start = time.perf_counter()
-        fn()
-        once = time.perf_counter() - start
-        counts[name] = max(1, int(round(min_seconds / max(once, 1e-6))))
-    times = {name: [] for name in names}
-    for r in range(rounds):
-        order = names if r % 2 == 0 else names[::-1]
-        for name in order:
-            fn, n = runners[name], counts[name]
-            start = time.perf_counter()
-            for _ in range(n):
-                fn()
-            times[name].append((time.perf_counter() - start) / n)
-        print(
-            f"[{label}] round {r + 1}/{rounds}: "
-            + ", ".join(f"{n} {1000 * times[n][-1]:.2f} ms" for n in names),
-            file=sys.stderr,
-            flush=True,
-        )
-    reference = names[0]
+    key is the reference (the plain twin). Timed by :func:`eca_keras.benchmark.timing.compare`;
+    returns {name: {"median_ms", "ratio" (median per-round twin/candidate), ...}}."""
+    from eca_keras.benchmark import timing
+
+    log(f"[{label}] timing {', '.join(runners)} ({rounds} rounds)")
+    timings = timing.compare(runners, rounds, min_seconds)
+    reference = timings[next(iter(runners))]
     out = {}
-    for name in names:
-        ratios = [t_ref / t for t_ref, t in zip(times[reference], times[name], strict=True)]
+    for name, measured in timings.items():
+        ratios = [twin / own for twin, own in zip(reference.rounds, measured.rounds, strict=True)]
         out[name] = {
-            "median_ms": 1000 * statistics.median(times[name]),
+            "median_ms": 1000 * measured.seconds,
             "ratio": statistics.median(ratios),
             "ratio_min": min(ratios),
             "ratio_max": max(ratios),
-            "iterations": counts[name],
+            "iterations": measured.calls_per_round,
         }
+        log(f"[{label}] {name}: {out[name]['median_ms']:.2f} ms, ratio {out[name]['ratio']:.3f}")
     return out
 
 
@@ -337,15 +321,25 @@ def log(message):
 # Settings
 
 
-def tf_inference(classes, batch, args):
+TF_INFERENCE = {  # setting: (model, batch, XLA)
+    "xla_b1": ("eca_resnet50", 1, True),
+    "xla_b8": ("eca_resnet50", 8, True),
+    "graph_b1": ("eca_resnet50", 1, False),  # tf.function without XLA: Keras' CPU default
+    "graph_b8": ("eca_resnet50", 8, False),
+    "graph_mnv2_b1": ("eca_mobilenet_v2", 1, False),
+}
+
+
+def tf_inference(classes, setting, args):
     import numpy as np
     import tensorflow as tf
 
     from eca_keras.applications import get_model
 
+    model_name, batch, xla = TF_INFERENCE[setting]
     shape = (224, 224, 3)
-    eca = get_model("eca_resnet50", weights=None, input_shape=shape, attention=True)
-    plain = get_model("eca_resnet50", weights=None, input_shape=shape, attention=False)
+    eca = get_model(model_name, weights=None, input_shape=shape, attention=True)
+    plain = get_model(model_name, weights=None, input_shape=shape, attention=False)
     x = tf.constant(np.random.default_rng(1).normal(size=(batch, *shape)).astype("float32"))
     runners = {"plain": None}
     parity = {}
@@ -354,11 +348,11 @@ def tf_inference(classes, batch, args):
         models[name] = eca if name == "current" else swap(eca, cls)
         parity[name] = model_parity(eca, models[name], x)
     for name, m in models.items():
-        fn = tf.function(lambda v, m=m: m(v, training=False), jit_compile=True)
-        log(f"compiling {name} (batch {batch})")
+        fn = tf.function(lambda v, m=m: m(v, training=False), jit_compile=xla)
+        log(f"compiling {name} ({setting})")
         fn(x).numpy()
         runners[name] = lambda fn=fn: fn(x).numpy()
-    result = interleaved(runners, args.rounds, args.min_seconds, f"xla_b{batch}")
+    result = interleaved(runners, args.rounds, args.min_seconds, setting)
     return result, parity
 
 
@@ -534,7 +528,7 @@ def main(argv=None):
     data = {
         "machine": f"CPU, {os.cpu_count()} cores, Keras {keras.__version__}",
         "candidates": names,
-        "settings_order": ["xla_b1", "xla_b8", "train_b8", "jax_b1", "tflite_f32", "tflite_int8"],
+        "settings_order": [*TF_INFERENCE, "train_b8", "jax_b1", "tflite_f32", "tflite_int8"],
         "rounds": args.rounds,
         "min_seconds": args.min_seconds,
         "train_size": args.train_size,
@@ -546,10 +540,10 @@ def main(argv=None):
     for name in names:
         data["parity_layer"][name] = layer_parity(classes_all["current"], classes[name])
         log(f"layer parity {name}: {data['parity_layer'][name]:.2e}")
-    for batch in (1, 8):
-        if f"xla_b{batch}" in settings:
-            result, parity = tf_inference(classes, batch, args)
-            data["results"][f"xla_b{batch}"] = result
+    for setting in TF_INFERENCE:
+        if setting in settings:
+            result, parity = tf_inference(classes, setting, args)
+            data["results"][setting] = result
             for n, e in parity.items():
                 data["parity_model"][n] = max(e, data["parity_model"].get(n, 0.0))
     if "train_b8" in settings:
@@ -586,7 +580,8 @@ def main(argv=None):
                 old.setdefault(key, {}).update(data[key])
             old["candidates"] = old["candidates"] + [n for n in names if n not in old["candidates"]]
             old.setdefault("tflite_ops", {}).update(data.get("tflite_ops", {}))
-            data = {**data, **{k: v for k, v in old.items() if k != "machine"}}
+            kept = {k: v for k, v in old.items() if k not in ("machine", "settings_order")}
+            data = {**data, **kept}
             table = markdown(data)
         publish("eca_candidates", data, table)
 

@@ -1,19 +1,21 @@
 """Throughput and memory table: every model against its plain twin, keras.applications and the
 PyTorch reference, at each model's default input size.
 
-    python benchmarks/throughput_table.py [--rounds 5] [--quick] [--update-readme]
+    python benchmarks/throughput_table.py [--rounds 5] [--sweep-rounds 3] [--quick]
+                                          [--update-readme]
 
 Runs :func:`eca_keras.benchmark.run` (the code behind ``eca-keras benchmark``) over a plan:
 
-* inference of all registered models, batch 1 and 8, TF graph (no XLA), and with XLA for
-  ECA-ResNet50 and ECA-MobileNetV2;
+* inference of all registered models, batch 1 and 8, TF graph (no XLA; ``--sweep-rounds``, as
+  the deep models' batch-8 calls take seconds each), and with XLA for ECA-ResNet50 and
+  ECA-MobileNetV2;
 * a training step (forward, backward, SGD update) at batch 8 for those two, with and without XLA;
 * both against the PyTorch reference in inference (batch 1 and 8), ECA-ResNet50 also in
   training (batch 8), same threads;
 * peak memory of ECA-ResNet50's training step at batch 8 (ECA, plain twin, keras.applications).
 
 Each plan row is one :class:`eca_keras.benchmark.Settings`; on 2 cores the plan takes about
-half an hour (XLA compiles of training steps take over a minute each).
+three quarters of an hour (XLA compiles of training steps take over a minute each).
 
 ``--quick`` shrinks it to ECA-MobileNetV2 at 64 px (a smoke run). Writes
 ``benchmarks/results/throughput.{json,md}``; ``--update-readme`` puts the tables into README.md
@@ -22,8 +24,10 @@ the JSON.
 """
 
 import argparse
+import json
+import os
 
-from results_io import publish
+from results_io import RESULTS, publish
 
 from eca_keras.applications import list_models
 from eca_keras.benchmark import Settings, markdown, run
@@ -31,7 +35,7 @@ from eca_keras.benchmark import Settings, markdown, run
 COMPARED = ("eca_resnet50", "eca_mobilenet_v2")  # the paper's two architectures
 
 
-def plan(rounds, quick):
+def plan(rounds, quick, sweep_rounds=3):
     if quick:
         common = dict(size=64, rounds=rounds, min_round_seconds=0.2, batch_sizes=(2,))
         return [
@@ -46,7 +50,7 @@ def plan(rounds, quick):
             ),
         ]
     return [
-        Settings(models=tuple(list_models()), xla=(False,), rounds=rounds),
+        Settings(models=tuple(list_models()), xla=(False,), rounds=sweep_rounds),
         Settings(models=COMPARED, xla=(True,), rounds=rounds),
         Settings(models=COMPARED, modes=("training",), batch_sizes=(8,), rounds=rounds),
         Settings(models=COMPARED, twins=False, torch=True, xla=(False,), rounds=rounds),
@@ -75,12 +79,19 @@ def merge(parts):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--sweep-rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--update-readme", action="store_true")
     args = parser.parse_args()
-    results = merge([run(settings) for settings in plan(args.rounds, args.quick)])
     name = "throughput_quick" if args.quick else "throughput"
+    parts, partial = [], os.path.join(RESULTS, f"{name}.partial.json")
+    for settings in plan(args.rounds, args.quick, args.sweep_rounds):
+        parts.append(run(settings))
+        with open(partial, "w") as handle:  # a crash late in the plan keeps what was measured
+            json.dump(merge(parts), handle, indent=1)
+    results = merge(parts)
     publish(name, results, markdown(results), args.update_readme and not args.quick)
+    os.remove(partial)
 
 
 if __name__ == "__main__":

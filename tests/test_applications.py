@@ -216,9 +216,10 @@ def test_mixed_precision_model_matches_float32(policy):
 
 @pytest.mark.parametrize("constructor", [ECAResNet50D, ECAMobileNetV2])
 def test_channels_first(constructor):
-    last = constructor(weights=None, input_shape=(64, 64, 3))
+    keras.utils.set_random_seed(0)
+    last = constructor(weights=None, input_shape=(64, 64, 3), classifier_activation=None)
     keras.config.set_image_data_format("channels_first")
-    first = constructor(weights=None, input_shape=(3, 64, 64))
+    first = constructor(weights=None, input_shape=(3, 64, 64), classifier_activation=None)
     assert first.output_shape == (None, 1000)
     assert first.get_layer("conv1_bn" if constructor is ECAMobileNetV2 else "conv1_1_bn").axis == 1
     first.set_weights(last.get_weights())  # kernels have the same layout in both formats
@@ -227,12 +228,9 @@ def test_channels_first(constructor):
             "TensorFlow has no NCHW convolution on the CPU; checked under KERAS_BACKEND=jax"
         )
     x = np.random.default_rng(4).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
-    np.testing.assert_allclose(
-        first.predict(x.transpose(0, 3, 1, 2), verbose=0),
-        last.predict(x, verbose=0),
-        rtol=1e-4,
-        atol=1e-6,
-    )
+    logits = last.predict(x, verbose=0)  # logits: a softmax would magnify float32 reordering
+    difference = np.abs(first.predict(x.transpose(0, 3, 1, 2), verbose=0) - logits).max()
+    assert difference <= 1e-4 * np.abs(logits).max()
 
 
 def _tensorflow_has_gpu():
