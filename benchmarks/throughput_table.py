@@ -6,21 +6,22 @@ PyTorch reference, at each model's default input size.
 
 Runs :func:`eca_keras.benchmark.run` (the code behind ``eca-keras benchmark``) over a plan:
 
-* inference of all registered models, batch 1 and 8, TF graph (no XLA; ``--sweep-rounds``, as
-  the deep models' batch-8 calls take seconds each), and with XLA for ECA-ResNet50 and
-  ECA-MobileNetV2;
+* inference of ECA-ResNet50 and ECA-MobileNetV2, batch 1 and 8, with and without XLA, and of
+  every other model in TF graph mode (last, with ``--sweep-rounds``: the deep models' batch-8
+  calls take seconds each);
 * a training step (forward, backward, SGD update) at batch 8 for those two, with and without XLA;
-* both against the PyTorch reference in inference (batch 1 and 8), ECA-ResNet50 also in
-  training (batch 8), same threads;
+* both against the PyTorch reference in inference (batch 1 and 8; ECA-ResNet50 with and without
+  XLA), ECA-ResNet50 also in training (batch 8), same threads;
 * peak memory of ECA-ResNet50's training step at batch 8 (ECA, plain twin, keras.applications).
 
 Each plan row is one :class:`eca_keras.benchmark.Settings`; on 2 cores the plan takes about
 three quarters of an hour (XLA compiles of training steps take over a minute each).
 
-``--quick`` shrinks it to ECA-MobileNetV2 at 64 px (a smoke run). Writes
-``benchmarks/results/throughput.{json,md}``; ``--update-readme`` puts the tables into README.md
-between its ``throughput-table`` markers. ``benchmarks/accuracy_chart.py`` draws the chart from
-the JSON.
+The measured parts are saved after each one (``throughput.partial.json``); after an
+interruption ``--publish-partial`` publishes them. ``--quick`` shrinks the plan to
+ECA-MobileNetV2 at 64 px (a smoke run). Writes ``benchmarks/results/throughput.{json,md}``;
+``--update-readme`` puts the tables into README.md between its ``throughput-table`` markers.
+``benchmarks/accuracy_chart.py`` draws the chart from the JSON.
 """
 
 import argparse
@@ -49,11 +50,14 @@ def plan(rounds, quick, sweep_rounds=3):
                 **common,
             ),
         ]
-    return [
-        Settings(models=tuple(list_models()), xla=(False,), rounds=sweep_rounds),
-        Settings(models=COMPARED, xla=(True,), rounds=rounds),
+    others = tuple(name for name in list_models() if name not in COMPARED)
+    return [  # the paper's two architectures first, so that a cut-short run has them
+        Settings(models=COMPARED, rounds=rounds),
+        Settings(models=("eca_resnet50",), twins=False, torch=True, rounds=rounds),
+        Settings(
+            models=("eca_mobilenet_v2",), twins=False, torch=True, xla=(False,), rounds=rounds
+        ),
         Settings(models=COMPARED, modes=("training",), batch_sizes=(8,), rounds=rounds),
-        Settings(models=COMPARED, twins=False, torch=True, xla=(False,), rounds=rounds),
         Settings(
             models=("eca_resnet50",),
             modes=("training",),
@@ -64,6 +68,7 @@ def plan(rounds, quick, sweep_rounds=3):
             memory=True,
             rounds=rounds,
         ),
+        Settings(models=others, xla=(False,), rounds=sweep_rounds),
     ]
 
 
@@ -82,9 +87,19 @@ def main():
     parser.add_argument("--sweep-rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--update-readme", action="store_true")
+    parser.add_argument(
+        "--publish-partial",
+        action="store_true",
+        help="publish what an interrupted run measured (its .partial.json) and stop",
+    )
     args = parser.parse_args()
     name = "throughput_quick" if args.quick else "throughput"
     parts, partial = [], os.path.join(RESULTS, f"{name}.partial.json")
+    if args.publish_partial:
+        with open(partial) as handle:
+            results = json.load(handle)
+        publish(name, results, markdown(results), args.update_readme and not args.quick)
+        return
     for settings in plan(args.rounds, args.quick, args.sweep_rounds):
         parts.append(run(settings))
         with open(partial, "w") as handle:  # a crash late in the plan keeps what was measured
