@@ -18,8 +18,8 @@ What is measured, all on the CPU, in one process per backend:
   ``tf.function(jit_compile=True)``;
 * ``graph_b1``, ``graph_b8``, ``graph_mnv2_b1``: the same without XLA (``tf.function`` graph
   mode, what Keras runs on a CPU by default), and ECA-MobileNetV2 at batch 1;
-* ``train_b8``: one ``train_on_batch`` step (SGD with momentum, sparse CE, ``jit_compile=True``)
-  of ECA-ResNet50 at batch 8 (``--train-size`` px);
+* ``train_b8``, ``train_graph_b8``: one ``train_on_batch`` step (SGD with momentum, sparse CE,
+  ``jit_compile=True`` / ``False``) of ECA-ResNet50 at batch 8 (``--train-size`` px);
 * ``jax_b1``: inference of ECA-ResNet50 at 224 px, batch 1, ``jax.jit`` of a stateless call
   (run in a child process with ``KERAS_BACKEND=jax``);
 * ``tflite``: ECA-MobileNetV2 at 224 px, batch 1, float32 and int8 (random calibration),
@@ -44,10 +44,12 @@ import sys
 import tempfile
 import time
 
-SETTINGS = ("xla_b1", "xla_b8", "graph_b1", "graph_b8", "graph_mnv2_b1", "train_b8", "jax_b1",
-            "tflite")  # fmt: skip
+SETTINGS = ("xla_b1", "xla_b8", "graph_b1", "graph_b8", "graph_mnv2_b1", "train_b8",
+            "train_graph_b8", "jax_b1", "tflite")  # fmt: skip
 ALL_CANDIDATES = (
     "current",
+    "conv_input",
+    "conv_descriptor",
     "shift",
     "reshape_shift",
     "sum_scale_shift",
@@ -74,6 +76,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--tflite-candidates", default=None, help="candidates for tflite (default: all selected)"
     )
+    parser.add_argument("--note", action="append", default=[], help="a note under the table")
     parser.add_argument("--json-out", default=None, help="child-process output (internal)")
     parser.add_argument("--no-publish", action="store_true")
     parser.add_argument(
@@ -134,7 +137,7 @@ def make_candidates():
         def pool(self, inputs):
             return ops.mean(inputs, axis=spatial_axes(self, len(inputs.shape)))
 
-        def channel_weights(self, inputs):
+        def channel_weights(self, inputs, descriptor=None):
             if not self.built:
                 self.build(inputs.shape)
             pooled = ops.cast(self.pool(inputs), "float32")
@@ -186,7 +189,7 @@ def make_candidates():
     class StackDot(Shift):
         """mean pooling + conv1d as a (B, C, k) stack of shifted windows times the kernel."""
 
-        def channel_weights(self, inputs):
+        def channel_weights(self, inputs, descriptor=None):
             if not self.built:
                 self.build(inputs.shape)
             pooled = ops.cast(self.pool(inputs), "float32")
@@ -200,8 +203,34 @@ def make_candidates():
             windows = ops.stack([padded[:, j : j + channels] for j in range(k)], axis=-1)
             return ops.sigmoid(ops.matmul(windows, kernel))
 
+    class ConvDescriptor(ECA):
+        """the descriptor as shipped, but the channel convolution always one ops.conv."""
+
+        def channel_weights(self, inputs, descriptor=None):
+            if not self.built:
+                self.build(inputs.shape)
+            if descriptor is None:
+                pooled = ops.mean(inputs, axis=spatial_axes(self, len(inputs.shape)))
+            else:
+                pooled = ops.reshape(descriptor, (-1, self.channels))
+            pooled = ops.expand_dims(ops.cast(pooled, "float32"), -1)
+            padding = "same"
+            if self.padding == "circular" and self.kernel_size_ > 1:
+                pooled, padding = ops.take(pooled, self._circular_index, axis=1), "valid"
+            kernel = ops.cast(self.kernel, "float32")
+            attention = ops.conv(pooled, kernel, padding=padding, data_format="channels_last")
+            return ops.sigmoid(ops.squeeze(attention, -1))
+
+    class ConvInput(ConvDescriptor):
+        """the layer before the descriptor: pools its input, one ops.conv, on every path."""
+
+        def call(self, inputs, descriptor=None, training=None):
+            return super().call(inputs, None, training)
+
     return {
         "current": ECA,
+        "conv_input": ConvInput,
+        "conv_descriptor": ConvDescriptor,
         "shift": Shift,
         "reshape_shift": ReshapeShift,
         "sum_scale_shift": SumScaleShift,
@@ -213,6 +242,8 @@ def make_candidates():
 
 DESCRIPTIONS = {
     "current": "layers.ECA as it is in the working tree",
+    "conv_input": "the layer up to 2026-11: mean of its input + one ops.conv, whatever compiles it",
+    "conv_descriptor": "the descriptor (pooled before the BatchNorm) under XLA, always ops.conv",
     "shift": "mean over spatial axes + shift-and-add conv1d",
     "reshape_shift": "reshape to (B, HW, C), mean over HW + shift-and-add",
     "sum_scale_shift": "sum over spatial axes * (1/N) + shift-and-add",
@@ -277,12 +308,13 @@ def layer_parity(base, cls):
     return worst
 
 
-def model_parity(reference, candidate, x):
+def relative_difference(reference, output):
+    """max |output - reference| / max |reference|."""
     import keras
     import numpy as np
 
-    a = keras.ops.convert_to_numpy(reference(x, training=False)).astype("float64")
-    b = keras.ops.convert_to_numpy(candidate(x, training=False)).astype("float64")
+    a = keras.ops.convert_to_numpy(reference).astype("float64")
+    b = keras.ops.convert_to_numpy(output).astype("float64")
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(a)), 1e-30))
 
 
@@ -342,21 +374,23 @@ def tf_inference(classes, setting, args):
     plain = get_model(model_name, weights=None, input_shape=shape, attention=False)
     x = tf.constant(np.random.default_rng(1).normal(size=(batch, *shape)).astype("float32"))
     runners = {"plain": None}
-    parity = {}
     models = {"plain": plain}
     for name, cls in classes.items():
         models[name] = eca if name == "current" else swap(eca, cls)
-        parity[name] = model_parity(eca, models[name], x)
+    # Parity in the setting's own mode: under XLA the shipped layer takes other paths.
+    reference = tf.function(lambda v: eca(v, training=False), jit_compile=xla)(x)
+    parity = {}
     for name, m in models.items():
         fn = tf.function(lambda v, m=m: m(v, training=False), jit_compile=xla)
         log(f"compiling {name} ({setting})")
-        fn(x).numpy()
+        if name != "plain":
+            parity[name] = relative_difference(reference, fn(x))
         runners[name] = lambda fn=fn: fn(x).numpy()
     result = interleaved(runners, args.rounds, args.min_seconds, setting)
     return result, parity
 
 
-def tf_train(classes, args):
+def tf_train(classes, args, xla=True):
     import keras
     import numpy as np
 
@@ -377,14 +411,16 @@ def tf_train(classes, args):
         m.compile(
             optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
             loss="sparse_categorical_crossentropy",
-            jit_compile=True,
+            jit_compile=xla,
         )
-        log(f"compiling training step of {name} ({size} px)")
+        log(f"compiling training step of {name} ({size} px, XLA {xla})")
         start = time.perf_counter()
         m.train_on_batch(x, y)
         log(f"  compiled in {time.perf_counter() - start:.0f} s")
         runners[name] = lambda m=m: m.train_on_batch(x, y)
-    return interleaved(runners, args.rounds, args.min_seconds, "train_b8")
+    return interleaved(
+        runners, args.rounds, args.min_seconds, "train_b8" if xla else "train_graph_b8"
+    )
 
 
 def jax_inference(classes, args):
@@ -398,10 +434,14 @@ def jax_inference(classes, args):
     plain = get_model("eca_resnet50", weights=None, input_shape=shape, attention=False)
     x = jax.numpy.asarray(np.random.default_rng(1).normal(size=(1, *shape)).astype("float32"))
     models = {"plain": plain}
-    parity = {}
     for name, cls in classes.items():
         models[name] = eca if name == "current" else swap(eca, cls)
-        parity[name] = model_parity(eca, models[name], x)
+    reference = eca(x, training=False)
+    parity = {
+        name: relative_difference(reference, m(x, training=False))
+        for name, m in models.items()
+        if name != "plain"
+    }
     runners = {}
     for name, m in models.items():
         trainable = [v.value for v in m.trainable_variables]
@@ -465,7 +505,7 @@ def markdown(data):
         "ECA implementation candidates: throughput of each model relative to its plain twin "
         "(twin time / model time, median of interleaved rounds; 1.000 = no overhead, 0.95 = "
         f"5% slower). {data['machine']}. Parity: max relative error vs the current layer "
-        "(layer cases / ECA-ResNet50 output).",
+        "(layer cases, eager / ECA-ResNet50 output in each setting's mode, the largest).",
         "",
         "| candidate | " + " | ".join(settings) + " | parity (layer) | parity (model) |",
         "|---|" + "---:|" * len(settings) + "---:|---:|",
@@ -523,12 +563,22 @@ def main(argv=None):
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import keras
 
+    from eca_keras.benchmark import suite
+
     classes_all = make_candidates()
     classes = {n: classes_all[n] for n in names}
     data = {
-        "machine": f"CPU, {os.cpu_count()} cores, Keras {keras.__version__}",
+        "machine": f"{suite.machine()['processor']}, {os.cpu_count()} cores, Keras "
+        f"{keras.__version__}",
         "candidates": names,
-        "settings_order": [*TF_INFERENCE, "train_b8", "jax_b1", "tflite_f32", "tflite_int8"],
+        "settings_order": [
+            *TF_INFERENCE,
+            "train_b8",
+            "train_graph_b8",
+            "jax_b1",
+            "tflite_f32",
+            "tflite_int8",
+        ],  # fmt: skip
         "rounds": args.rounds,
         "min_seconds": args.min_seconds,
         "train_size": args.train_size,
@@ -536,6 +586,7 @@ def main(argv=None):
         "parity_layer": {},
         "parity_model": {},
         "parity_model_jax": {},
+        "notes": args.note,
     }
     for name in names:
         data["parity_layer"][name] = layer_parity(classes_all["current"], classes[name])
@@ -546,9 +597,10 @@ def main(argv=None):
             data["results"][setting] = result
             for n, e in parity.items():
                 data["parity_model"][n] = max(e, data["parity_model"].get(n, 0.0))
-    if "train_b8" in settings:
-        chosen = (args.train_candidates or ",").split(",") if args.train_candidates else names
-        data["results"]["train_b8"] = tf_train({n: classes_all[n] for n in chosen if n}, args)
+    chosen = args.train_candidates.split(",") if args.train_candidates else names
+    for setting, xla in (("train_b8", True), ("train_graph_b8", False)):
+        if setting in settings:
+            data["results"][setting] = tf_train({n: classes_all[n] for n in chosen if n}, args, xla)
     if "jax_b1" in settings:
         with tempfile.TemporaryDirectory() as work:
             out = os.path.join(work, "jax.json")
@@ -580,6 +632,7 @@ def main(argv=None):
                 old.setdefault(key, {}).update(data[key])
             old["candidates"] = old["candidates"] + [n for n in names if n not in old["candidates"]]
             old.setdefault("tflite_ops", {}).update(data.get("tflite_ops", {}))
+            old["notes"] = args.note or old.get("notes", [])
             kept = {k: v for k, v in old.items() if k not in ("machine", "settings_order")}
             data = {**data, **kept}
             table = markdown(data)

@@ -4,11 +4,13 @@
 
 Compiles ``model(x, training=False)`` with ``jit_compile=True`` at batch 1 for both variants and
 prints the instruction counts of the optimized HLO's entry computation (fusions by kind,
-convolutions, dots) and their difference, plus the HLO around the first ECA layer.
+convolutions, dots) and their difference, the floats its kernels write per image (the memory
+traffic ECA adds), plus the HLO around the first ECA layer.
 """
 
 import argparse
 import collections
+import math
 import re
 
 import numpy as np
@@ -37,6 +39,17 @@ def entry_counts(hlo):
     return counts
 
 
+def floats_written(hlo):
+    """Elements of the float32 results of the entry computation's kernels (fusions, dots,
+    convolutions, custom calls), i.e. what the program writes to memory, for batch 1."""
+    total = 0
+    for line in hlo[hlo.index("ENTRY") :].splitlines()[1:]:
+        result = re.search(r"= f32\[([\d,]*)\]\S* (?:fusion|dot|convolution|custom-call)\(", line)
+        if result:
+            total += math.prod(int(d) for d in result.group(1).split(",") if d)
+    return total
+
+
 def first_eca_layer(hlo):
     lines = hlo[hlo.index("ENTRY") :].splitlines()
     marks = [i for i, line in enumerate(lines) if "_eca" in line]
@@ -50,12 +63,18 @@ def main():
     parser.add_argument("--model", default="eca_resnet50")
     parser.add_argument("--size", type=int, default=224)
     args = parser.parse_args()
-    plain = entry_counts(optimized_hlo(args.model, args.size, False))
+    plain_hlo = optimized_hlo(args.model, args.size, False)
+    plain = entry_counts(plain_hlo)
     hlo = optimized_hlo(args.model, args.size, True)
     eca = entry_counts(hlo)
     print(f"{'instruction':<16} {'plain':>6} {'ECA':>6} {'added':>6}")
     for key in sorted(set(plain) | set(eca), key=lambda k: -eca[k]):
         print(f"{key:<16} {plain[key]:>6} {eca[key]:>6} {eca[key] - plain[key]:>+6}")
+    written, plain_written = floats_written(hlo), floats_written(plain_hlo)
+    print(
+        f"\nfloats written per image: plain {plain_written:,}, ECA {written:,} "
+        f"(+{written - plain_written:,}, {100 * (written / plain_written - 1):+.2f}%)"
+    )
     print("\nAround the first ECA layer:")
     print("\n".join(first_eca_layer(hlo)))
 

@@ -1,9 +1,16 @@
-"""The ECA layer: Efficient Channel Attention (Wang et al., CVPR 2020).
+"""The ECA layer: Efficient Channel Attention (Wang et al., CVPR 2020), and the BatchNormalization
+that hands it a cheaper channel descriptor.
 
 Global average pooling gives one descriptor per channel; a 1D convolution with a single shared
 kernel slides across the channel axis (local cross-channel interaction, no dimensionality
 reduction), a sigmoid turns the result into per-channel gates, and the input is rescaled by them.
 Written with Keras 3 ops only, so it runs on every Keras backend.
+
+Where XLA compiles the layer (JAX always; TensorFlow inside ``jit_compile=True``) the channel
+convolution is written as ``k`` shifted multiply-adds, which XLA fuses with the sigmoid into one
+small kernel, instead of a convolution op, which XLA runs as a separate library call (and, in
+training, two more for its gradients). Elsewhere (TensorFlow graphs, TFLite) the single
+convolution op is the cheaper form. Both compute the same function.
 """
 
 import math
@@ -28,6 +35,21 @@ def eca_kernel_size(channels, gamma=2, b=1, min_size=1):
     t = int(abs((math.log2(int(channels)) + b) / gamma))
     k = t if t % 2 else t + 1
     return max(k, min_size)
+
+
+def compiled_by_xla():
+    """Whether the ops being traced now will be compiled by XLA: always on JAX; on TensorFlow
+    inside a ``tf.function(jit_compile=True)`` (``model.compile(jit_compile=True)``, and Keras'
+    default on GPUs); never on other backends."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        return True
+    if backend != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    enclosing = getattr(tf.__internal__, "get_enclosing_xla_context", None)
+    return enclosing is not None and enclosing() is not None
 
 
 def _check_kernel_size(kernel_size):
@@ -64,9 +86,19 @@ class ECA(keras.layers.Layer):
         kernel_initializer: initializer of the ``(k, 1, 1)`` kernel. The default reproduces
             PyTorch's ``Conv1d`` initialisation, ``U(-1/sqrt(k), 1/sqrt(k))``.
 
-    Input: a rank-3, rank-4 or rank-5 tensor (sequences, images, volumes) with a known channel
-    dimension. Output: the same shape and dtype. Pooling runs in the compute dtype; the small
-    convolution and the sigmoid run in float32 under mixed precision.
+    Call arguments:
+        inputs: a rank-3, rank-4 or rank-5 tensor (sequences, images, volumes) with a known
+            channel dimension. Output: the same shape and dtype.
+        descriptor: optional, the channel descriptor ``GAP(inputs)`` computed another way, shape
+            ``(batch, channels)`` or with size-1 spatial axes. A model builder passes one it can
+            get more cheaply than by reading ``inputs`` again (the models of this package pool
+            before the preceding BatchNorm, see ``applications.base.conv_bn_eca``). It is used
+            in inference where XLA compiles the layer, since XLA cannot fuse the mean with the
+            op that produced ``inputs``; in training and elsewhere ``inputs`` are pooled.
+        training: Python bool; the descriptor is ignored when true.
+
+    Pooling runs in the compute dtype; the small convolution and the sigmoid run in float32 under
+    mixed precision.
 
     The kernel has shape ``(k, 1, 1)``, as a Keras ``Conv1D`` kernel: a PyTorch ``Conv1d`` weight
     ``[1, 1, k]`` maps onto it by a reshape, without flipping.
@@ -133,27 +165,51 @@ class ECA(keras.layers.Layer):
         # Circular padding as a gather: indices wrap around the channel axis any number of times.
         self._circular_index = [i % self.channels for i in range(-half, self.channels + half)]
 
-    def channel_weights(self, inputs):
-        """The per-channel gates ``sigmoid(conv1d(GAP(x)))``, shape ``(batch, channels)``."""
+    def channel_weights(self, inputs, descriptor=None):
+        """The per-channel gates ``sigmoid(conv1d(GAP(x)))``, shape ``(batch, channels)``;
+        ``descriptor``, when given, stands for ``GAP(x)``."""
         if not self.built:
             self.build(inputs.shape)
-        rank = len(inputs.shape)
-        if self.data_format == "channels_last":
-            spatial_axes = tuple(range(1, rank - 1))
+        if descriptor is None:
+            rank = len(inputs.shape)
+            if self.data_format == "channels_last":
+                spatial_axes = tuple(range(1, rank - 1))
+            else:
+                spatial_axes = tuple(range(2, rank))
+            pooled = ops.mean(inputs, axis=spatial_axes)
         else:
-            spatial_axes = tuple(range(2, rank))
-        pooled = ops.mean(inputs, axis=spatial_axes)  # (batch, channels)
-        pooled = ops.expand_dims(ops.cast(pooled, "float32"), -1)  # (batch, channels, 1)
-        kernel = ops.cast(self.kernel, "float32")
+            pooled = ops.reshape(descriptor, (-1, self.channels))
+        pooled = ops.cast(pooled, "float32")  # (batch, channels)
         if self.padding == "circular" and self.kernel_size_ > 1:
             pooled = ops.take(pooled, self._circular_index, axis=1)
-            attention = ops.conv(pooled, kernel, padding="valid", data_format="channels_last")
+            padding = "valid"
         else:
-            attention = ops.conv(pooled, kernel, padding="same", data_format="channels_last")
-        return ops.sigmoid(ops.squeeze(attention, -1))
+            padding = "same"
+        if compiled_by_xla():
+            attention = self._shifted_products(pooled, padding)
+        else:
+            kernel = ops.cast(self.kernel, "float32")
+            attention = ops.conv(
+                ops.expand_dims(pooled, -1), kernel, padding=padding, data_format="channels_last"
+            )
+            attention = ops.squeeze(attention, -1)
+        return ops.sigmoid(attention)
 
-    def call(self, inputs):
-        gates = ops.cast(self.channel_weights(inputs), inputs.dtype)
+    def _shifted_products(self, pooled, padding):
+        """The channel convolution as ``sum_j w[j] * padded[:, j : j + C]`` (fusable by XLA)."""
+        half = (self.kernel_size_ - 1) // 2
+        if padding == "same" and half:
+            pooled = ops.pad(pooled, [[0, 0], [half, half]])
+        kernel = ops.reshape(ops.cast(self.kernel, "float32"), (self.kernel_size_,))
+        attention = pooled[:, : self.channels] * kernel[0]
+        for j in range(1, self.kernel_size_):
+            attention = attention + pooled[:, j : j + self.channels] * kernel[j]
+        return attention
+
+    def call(self, inputs, descriptor=None, training=None):
+        if descriptor is not None and (training or not compiled_by_xla()):
+            descriptor = None
+        gates = ops.cast(self.channel_weights(inputs, descriptor), inputs.dtype)
         spatial_ones = len(inputs.shape) - 2
         if self.data_format == "channels_last":
             for _ in range(spatial_ones):
@@ -180,3 +236,31 @@ class ECA(keras.layers.Layer):
             }
         )
         return config
+
+
+@keras.saving.register_keras_serializable(package="eca_keras")
+class DescriptorBatchNormalization(keras.layers.BatchNormalization):
+    """``keras.layers.BatchNormalization`` that can also normalise an ECA descriptor.
+
+    ``layer(x)`` is plain BatchNormalization. Called again on a pooled tensor,
+    ``layer(GAP(x), pooled=True)`` normalises it with the moving statistics whatever ``training``
+    is, and updates nothing: in inference that is the global average pool of ``layer(x)``
+    (normalisation is an affine map per channel, so it commutes with the mean), got without
+    reading ``layer(x)`` again. (A plain BatchNormalization called twice would run the second
+    call in training mode under ``fit`` and update its moving statistics from the pooled tensor.)
+    """
+
+    def call(self, inputs, training=None, mask=None, pooled=False):
+        if not pooled:
+            return super().call(inputs, training=training, mask=mask)
+        compute_dtype = keras.backend.result_type(inputs.dtype, "float32")
+        outputs = ops.batch_normalization(
+            x=ops.cast(inputs, compute_dtype),
+            mean=ops.cast(self.moving_mean, compute_dtype),
+            variance=ops.cast(self.moving_variance, compute_dtype),
+            axis=self.axis,
+            offset=ops.cast(self.beta, compute_dtype) if self.center else None,
+            scale=ops.cast(self.gamma, compute_dtype) if self.scale else None,
+            epsilon=self.epsilon,
+        )
+        return ops.cast(outputs, self.compute_dtype)

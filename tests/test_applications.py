@@ -128,6 +128,63 @@ def test_layer_names_are_the_documented_contract():
     assert "block3_add" in names and "block4_add" not in names  # stride 2 starts row 3
 
 
+def descriptor_producer(model, eca_name):
+    """The layer whose output a model's ECA layer receives as its ``descriptor``."""
+    descriptor = model.get_layer(eca_name)._inbound_nodes[0].arguments.kwargs["descriptor"]
+    return descriptor._keras_history.operation
+
+
+def test_descriptor_is_pooled_before_the_batch_norm():
+    """ECA-ResNet50 at 224 px: the pooling reads the pointwise conv's input in stages 2-3 (it is
+    4x narrower and 56x56 or 28x28 large), the conv's output in stages 4-5 (there reading the
+    conv's weights again would cost more), never the BatchNorm's output."""
+    model = ECAResNet50(weights=None)
+    shared = {
+        layer.name
+        for layer in model.layers
+        if isinstance(layer, keras.layers.Conv2D) and len(layer._inbound_nodes) == 2
+    }
+    assert shared == {
+        f"conv{s}_block{b}_3_conv" for s, n in ((2, 3), (3, 4)) for b in range(1, n + 1)
+    }
+    for layer in model.layers:
+        if isinstance(layer, ECA):
+            block = layer.name.removesuffix("_eca")
+            assert descriptor_producer(model, layer.name).name == f"{block}_3_bn"
+            # The BatchNorm's first call normalises the block; `layer.output` is that one.
+            assert model.get_layer(f"{block}_3_bn").output.shape == layer.output.shape
+    mobilenet = ECAMobileNetV2(weights=None)
+    assert descriptor_producer(mobilenet, "block5_eca").name == "block5_project_bn"
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="JAX always compiles with XLA")
+@pytest.mark.parametrize("constructor", [ECAResNet18, ECAResNet50, ECAMobileNetV2])
+def test_xla_inference_with_descriptors_equals_pooling_the_block_outputs(constructor):
+    """Under XLA each ECA takes the descriptor pooled before the BatchNorm; without XLA it pools
+    the block output. With random BatchNorm statistics the two agree in inference, and in
+    training (batch statistics) XLA agrees with eager execution: the descriptor is ignored."""
+    import tensorflow as tf
+
+    # Features, not the head: MobileNetV2's dropout would differ between training runs.
+    model = constructor(weights=None, include_top=False, pooling="avg", input_shape=(64, 64, 3))
+    rng = np.random.default_rng(5)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            ranges = ((0.5, 1.5), (-0.5, 0.5), (-1, 1), (0.5, 2))
+            for variable, (low, high) in zip(layer.weights, ranges, strict=True):
+                variable.assign(rng.uniform(low, high, variable.shape))
+    x = tf.constant(rng.uniform(-1, 1, (2, 64, 64, 3)).astype("float32"))
+    for training in (False, True):
+        run = lambda x, t=training: model(x, training=t)  # noqa: E731
+        xla = tf.function(run, jit_compile=True)(x).numpy()
+        reference = (run(x) if training else tf.function(run)(x)).numpy()
+        scale = np.abs(reference).max()
+        # Batch statistics of 8 values per channel (MobileNetV2's last blocks) magnify rounding
+        # to ~1e-4; pooling with the moving statistics in training would be off by 0.4-0.9.
+        atol = 1e-3 if training else 1e-5
+        np.testing.assert_allclose(xla / scale, reference / scale, atol=atol)
+
+
 @pytest.mark.parametrize("constructor", [ECAResNet18, ECAResNet50D, ECAMobileNetV2])
 def test_include_top_false_and_pooling(constructor):
     rng = np.random.default_rng(0)
@@ -135,13 +192,15 @@ def test_include_top_false_and_pooling(constructor):
     features = constructor(weights=None, include_top=False, input_shape=(64, 64, 3))
     assert features.output_shape[1:3] == (2, 2)
     maps = features.predict(x, verbose=0)
+    # Two compiled programs round differently; a random deep net's features reach ~1e2-1e3.
+    atol = 1e-6 * np.abs(maps).max()
     for pooling, reduce in (("avg", np.mean), ("max", np.max)):
         pooled = constructor(
             weights=None, include_top=False, pooling=pooling, input_shape=(64, 64, 3)
         )
         pooled.set_weights(features.get_weights())
         np.testing.assert_allclose(
-            pooled.predict(x, verbose=0), reduce(maps, axis=(1, 2)), rtol=1e-5, atol=1e-5
+            pooled.predict(x, verbose=0), reduce(maps, axis=(1, 2)), rtol=1e-5, atol=atol
         )
     dynamic = constructor(weights=None, include_top=False)
     assert dynamic.input_shape == (None, None, None, 3)

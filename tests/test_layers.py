@@ -7,13 +7,28 @@ import numpy as np
 import pytest
 
 from eca_keras import ECA, eca_kernel_size
+from eca_keras.layers import DescriptorBatchNormalization
+
+ON_TENSORFLOW = keras.backend.backend() == "tensorflow"
 
 
-def reference_eca(x, kernel, channels_axis, circular=False):
-    """out = x * sigmoid(conv1d(GAP(x))), written from the formula with explicit loops."""
+def compiled(function):
+    """``function`` compiled by XLA: ``tf.function(jit_compile=True)`` on TensorFlow; JAX runs
+    every call through XLA already."""
+    if not ON_TENSORFLOW:
+        return function
+    import tensorflow as tf
+
+    return tf.function(function, jit_compile=True)
+
+
+def reference_eca(x, kernel, channels_axis, circular=False, pooled=None):
+    """out = x * sigmoid(conv1d(GAP(x))), written from the formula with explicit loops;
+    ``pooled`` (batch, channels) replaces GAP(x) when given."""
     x = np.moveaxis(np.asarray(x, np.float64), channels_axis, -1)
     batch, channels = x.shape[0], x.shape[-1]
-    pooled = x.reshape(batch, -1, channels).mean(axis=1)
+    if pooled is None:
+        pooled = x.reshape(batch, -1, channels).mean(axis=1)
     k = len(kernel)
     half = (k - 1) // 2
     gates = np.zeros((batch, channels))
@@ -51,30 +66,75 @@ def test_adaptive_kernel_size_rules():
         eca_kernel_size(64, gamma=0)
 
 
-@pytest.mark.parametrize(
-    "shape,data_format,k,padding",
-    [
-        ((2, 11, 7), "channels_last", 3, "zeros"),
-        ((2, 5, 6, 16), "channels_last", 5, "zeros"),
-        ((2, 5, 6, 16), "channels_last", 5, "circular"),
-        ((2, 16, 5, 6), "channels_first", 3, "zeros"),
-        ((2, 3, 4, 5, 8), "channels_last", 3, "circular"),
-        ((2, 8, 3, 4, 5), "channels_first", 7, "zeros"),
-        ((3, 4, 4, 6), "channels_last", 1, "zeros"),
-        ((1, 2, 2, 3), "channels_last", 9, "circular"),  # the window wraps more than once
-    ],
-)
-def test_numerics_match_reference(shape, data_format, k, padding):
-    rng = np.random.default_rng(0)
+LAYER_CASES = [
+    ((2, 11, 7), "channels_last", 3, "zeros"),
+    ((2, 5, 6, 16), "channels_last", 5, "zeros"),
+    ((2, 5, 6, 16), "channels_last", 5, "circular"),
+    ((2, 16, 5, 6), "channels_first", 3, "zeros"),
+    ((2, 3, 4, 5, 8), "channels_last", 3, "circular"),
+    ((2, 8, 3, 4, 5), "channels_first", 7, "zeros"),
+    ((3, 4, 4, 6), "channels_last", 1, "zeros"),
+    ((1, 2, 2, 3), "channels_last", 9, "circular"),  # the window wraps more than once
+]
+
+
+def layer_case(shape, data_format, k, padding, seed=0):
+    """A built layer with a random kernel, an input, and the reference's arguments."""
+    rng = np.random.default_rng(seed)
     x = rng.normal(size=shape).astype("float32")
     layer = ECA(kernel_size=k, padding=padding, data_format=data_format)
     layer.build(shape)
     kernel = rng.normal(size=k).astype("float32")
     layer.kernel.assign(kernel.reshape(k, 1, 1))
-    out = keras.ops.convert_to_numpy(layer(x))
     channels_axis = -1 if data_format == "channels_last" else 1
-    expected = reference_eca(x, kernel, channels_axis, circular=padding == "circular")
-    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+    return layer, x, (kernel, channels_axis, padding == "circular")
+
+
+@pytest.mark.parametrize("shape,data_format,k,padding", LAYER_CASES)
+def test_numerics_match_reference(shape, data_format, k, padding):
+    """Eagerly (the convolution form on TensorFlow, the shifted-products form on JAX)."""
+    layer, x, reference = layer_case(shape, data_format, k, padding)
+    out = keras.ops.convert_to_numpy(layer(x))
+    np.testing.assert_allclose(out, reference_eca(x, *reference), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(not ON_TENSORFLOW, reason="JAX always runs the XLA form (test above)")
+@pytest.mark.parametrize("shape,data_format,k,padding", LAYER_CASES)
+def test_xla_form_matches_reference_and_its_gradients(shape, data_format, k, padding):
+    """Under XLA the channel convolution is k shifted products: the same values and gradients."""
+    import tensorflow as tf
+
+    layer, x, reference = layer_case(shape, data_format, k, padding)
+    weights = tf.constant(np.random.default_rng(1).normal(size=shape).astype("float32"))
+
+    def loss_and_gradients(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out = layer(x, training=True)
+            loss = tf.reduce_sum(out * weights)
+        return out, tape.gradient(loss, [x, layer.kernel])
+
+    out, xla_gradients = compiled(loss_and_gradients)(tf.constant(x))
+    np.testing.assert_allclose(out.numpy(), reference_eca(x, *reference), rtol=1e-5, atol=1e-6)
+    _, eager_gradients = loss_and_gradients(tf.constant(x))
+    for xla, eager in zip(xla_gradients, eager_gradients, strict=True):
+        np.testing.assert_allclose(xla.numpy(), eager.numpy(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("descriptor_rank", [2, 4])
+def test_descriptor_is_used_only_in_compiled_inference(descriptor_rank):
+    """A descriptor unlike GAP(x) shows which one the layer pooled."""
+    layer, x, (kernel, axis, circular) = layer_case((2, 5, 6, 16), "channels_last", 5, "zeros")
+    pooled = np.random.default_rng(2).normal(size=(2, 16)).astype("float32")
+    descriptor = pooled if descriptor_rank == 2 else pooled[:, None, None, :]
+    with_descriptor = reference_eca(x, kernel, axis, circular, pooled=pooled)
+    without = reference_eca(x, kernel, axis, circular)
+    for training, expected in ((False, with_descriptor), (True, without)):
+        out = compiled(lambda x, d, t=training: layer(x, descriptor=d, training=t))(x, descriptor)
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(out), expected, rtol=1e-5, atol=1e-6)
+    if ON_TENSORFLOW:  # not compiled by XLA: the input is pooled
+        out = layer(x, descriptor=descriptor, training=False)
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(out), without, rtol=1e-5, atol=1e-6)
 
 
 def test_gates_are_per_channel_and_bounded():
@@ -182,3 +242,78 @@ def test_trains_inside_a_model():
     rng = np.random.default_rng(4)
     model.fit(rng.normal(size=(16, 4, 4, 16)), rng.normal(size=(16, 1)), epochs=2, verbose=0)
     assert not np.allclose(before, keras.ops.convert_to_numpy(model.get_layer("eca").kernel))
+
+
+def batch_norm_pair(channels, seed):
+    """A DescriptorBatchNormalization and a keras BatchNormalization with equal random weights."""
+    rng = np.random.default_rng(seed)
+    layers = [
+        DescriptorBatchNormalization(epsilon=1e-5),
+        keras.layers.BatchNormalization(epsilon=1e-5),
+    ]
+    for layer in layers:
+        layer.build((None, 5, 5, channels))
+    ranges = ((0.5, 1.5), (-0.5, 0.5), (-1, 1), (0.5, 2))  # gamma, beta, moving mean, variance
+    for index, (low, high) in enumerate(ranges):
+        values = rng.uniform(low, high, channels).astype("float32")
+        for layer in layers:
+            layer.weights[index].assign(values)
+    return layers
+
+
+def test_descriptor_batch_norm_is_batch_norm_and_normalises_pooled_tensors_for_inference():
+    ours, theirs = batch_norm_pair(6, seed=6)
+    x = np.random.default_rng(7).normal(size=(3, 5, 5, 6)).astype("float32")
+    pooled = x.mean(axis=(1, 2), keepdims=True)
+    inference = keras.ops.convert_to_numpy(theirs(x, training=False))
+    for training in (False, True):
+        # With the moving statistics in both modes (the mean of the inference output), and
+        # without updating them.
+        descriptor = ours(pooled, training=training, pooled=True)
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(descriptor),
+            inference.mean(axis=(1, 2), keepdims=True),
+            rtol=1e-5,
+            atol=1e-6,
+        )
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(ours(x, training=training)),
+            keras.ops.convert_to_numpy(theirs(x, training=training)),
+            rtol=1e-6,
+            atol=1e-6,
+        )
+    for mine, reference in zip(ours.weights, theirs.weights, strict=True):
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(mine), keras.ops.convert_to_numpy(reference)
+        )
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_a_model_with_descriptors_trains_like_one_without(jit_compile):
+    """conv -> BN -> ECA with the descriptor branch, fitted, ends with the same weights and moving
+    statistics as conv -> keras BN -> ECA: the BatchNorm's second call (on the pooled tensor, in
+    training mode under fit) updates nothing, and ECA pools its input in training."""
+
+    def model(with_descriptor):
+        inputs = keras.Input((6, 6, 8))
+        convolved = keras.layers.Conv2D(16, 1, use_bias=False, name="conv")(inputs)
+        if with_descriptor:
+            pooled = keras.layers.GlobalAveragePooling2D(keepdims=True)(convolved)
+            bn = DescriptorBatchNormalization(name="bn")
+            y = ECA(3, name="eca")(bn(convolved), descriptor=bn(pooled, pooled=True))
+        else:
+            y = ECA(3, name="eca")(keras.layers.BatchNormalization(name="bn")(convolved))
+        outputs = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(y))
+        return keras.Model(inputs, outputs)
+
+    keras.utils.set_random_seed(8)
+    ours, theirs = model(True), model(False)
+    theirs.set_weights(ours.get_weights())
+    rng = np.random.default_rng(9)
+    x, y = rng.normal(size=(32, 6, 6, 8)).astype("float32"), rng.normal(size=(32, 2))
+    for network in (ours, theirs):
+        network.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse", jit_compile=jit_compile)
+        network.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    for mine, reference in zip(ours.get_weights(), theirs.get_weights(), strict=True):
+        np.testing.assert_allclose(mine, reference, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), atol=1e-5)

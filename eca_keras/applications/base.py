@@ -5,6 +5,7 @@ from keras import layers
 
 from eca_keras.applications import imagenet_utils
 from eca_keras.applications.weights import load_model_weights
+from eca_keras.layers import ECA, DescriptorBatchNormalization
 
 POOLINGS = (None, "avg", "max")
 
@@ -107,29 +108,77 @@ def conv_bn(x, filters, kernel_size, strides, name, activation="relu", depthwise
     if strides > 1 and kernel_size > 1:
         x = layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad")(x)
         padding = "valid"
-    if depthwise:
-        conv, arguments = layers.DepthwiseConv2D, {"depthwise_initializer": conv_initializer()}
-    else:
-        conv, arguments = (
-            layers.Conv2D,
-            {"filters": filters, "kernel_initializer": conv_initializer()},
-        )
-    x = conv(
-        kernel_size=kernel_size,
-        strides=strides,
-        padding=padding,
-        use_bias=False,
-        name=f"{name}_conv",
-        **arguments,
-    )(x)
-    x = layers.BatchNormalization(
-        axis=channel_axis(), epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"{name}_bn"
-    )(x)
+    x = _conv(filters, kernel_size, strides, padding, f"{name}_conv", depthwise)(x)
+    x = _batch_norm(f"{name}_bn")(x)
     if activation == "relu":
         x = layers.ReLU(name=f"{name}_relu")(x)
     elif activation == "relu6":
         x = layers.ReLU(6.0, name=f"{name}_relu")(x)
     return x
+
+
+def conv_bn_eca(x, filters, kernel_size, name, eca_kernel_size, eca_name):
+    """A block's last ``conv (stride 1) -> BN``, then ECA, handed a cheap channel descriptor.
+
+    Layers as :func:`conv_bn` (no activation; the BatchNormalization is a
+    :class:`~eca_keras.layers.DescriptorBatchNormalization`), then ``ECA`` named ``eca_name``
+    and the pooling ``{eca_name}_pool``. In inference the mean of a BatchNorm's output is the
+    BatchNorm of the mean of its input, and the mean of a pointwise convolution's output is the
+    convolution of the mean of its input. So the descriptor is pooled from the convolution's
+    input where that is the smaller read (the bottlenecks' early stages), else from its output,
+    never from the BatchNorm's output: under XLA that one would be written to memory only to be
+    read back for the mean. ECA uses the descriptor in inference under XLA; elsewhere the
+    branch is pruned from the graph.
+    """
+    conv = _conv(filters, kernel_size, 1, "same", f"{name}_conv")
+    convolved = conv(x)
+    pool = layers.GlobalAveragePooling2D(keepdims=True, name=f"{eca_name}_pool")
+    if kernel_size == 1 and _narrower(x, filters):
+        pooled = conv(pool(x))
+    else:
+        pooled = pool(convolved)
+    batch_norm = _batch_norm(f"{name}_bn", DescriptorBatchNormalization)
+    y = batch_norm(convolved)  # first, so that the layer's `output` is this one
+    descriptor = batch_norm(pooled, pooled=True)
+    return ECA(eca_kernel_size, name=eca_name)(y, descriptor=descriptor)
+
+
+def _narrower(x, filters):
+    """Whether pooling a pointwise convolution's input (then convolving it) reads less than
+    pooling its output, per image: ``C_in * HW + C_in * C_out < C_out * HW``."""
+    if channel_axis() == -1:
+        height, width, channels = x.shape[1:]
+    else:
+        channels, height, width = x.shape[1:]
+    if None in (height, width, channels):
+        return False
+    positions = height * width
+    return channels * positions + channels * filters < filters * positions
+
+
+def _conv(filters, kernel_size, strides, padding, name, depthwise=False):
+    if depthwise:
+        return layers.DepthwiseConv2D(
+            kernel_size,
+            strides=strides,
+            padding=padding,
+            use_bias=False,
+            depthwise_initializer=conv_initializer(),
+            name=name,
+        )
+    return layers.Conv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding=padding,
+        use_bias=False,
+        kernel_initializer=conv_initializer(),
+        name=name,
+    )
+
+
+def _batch_norm(name, cls=layers.BatchNormalization):
+    return cls(axis=channel_axis(), epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name)
 
 
 def check_kernel_sizes(kernel_sizes, default, model_name):

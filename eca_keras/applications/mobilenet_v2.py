@@ -5,8 +5,9 @@ Layer names (block indices follow torchvision's ``features.N``, so ``block1`` is
 
 - stem ``conv1_{pad,conv,bn,relu}``;
 - block ``blockN_expand_{conv,bn,relu}`` (absent when the expansion is 1),
-  ``blockN_dw_{pad,conv,bn,relu}``, ``blockN_project_{conv,bn}``, ``blockN_eca``, ``blockN_add``
-  (only where stride is 1 and the width is unchanged);
+  ``blockN_dw_{pad,conv,bn,relu}``, ``blockN_project_{conv,bn}``, ``blockN_eca`` (and its
+  descriptor's ``blockN_eca_pool``), ``blockN_add`` (only where stride is 1 and the width is
+  unchanged);
 - ``top_{conv,bn,relu}`` (1x1 to 1280), then ``avg_pool``, ``top_dropout`` (0.25) and
   ``predictions``.
 """
@@ -14,7 +15,6 @@ Layer names (block indices follow torchvision's ``features.N``, so ``block1`` is
 from keras import layers
 
 from eca_keras.applications import base
-from eca_keras.layers import ECA
 
 MODEL_NAME = "eca_mobilenet_v2"
 PARAMS = 3_504_903  # the released model's trainable parameters
@@ -48,9 +48,10 @@ def _inverted_residual(
     if expansion != 1:
         y = base.conv_bn(y, in_channels * expansion, 1, 1, f"{name}_expand", activation="relu6")
     y = base.conv_bn(y, None, 3, stride, f"{name}_dw", activation="relu6", depthwise=True)
-    y = base.conv_bn(y, out_channels, 1, 1, f"{name}_project", activation=None)
     if attention:
-        y = ECA(kernel_size, name=f"{name}_eca")(y)
+        y = base.conv_bn_eca(y, out_channels, 1, f"{name}_project", kernel_size, f"{name}_eca")
+    else:
+        y = base.conv_bn(y, out_channels, 1, 1, f"{name}_project", activation=None)
     if stride == 1 and in_channels == out_channels:
         y = layers.Add(name=f"{name}_add")([x, y])
     return y

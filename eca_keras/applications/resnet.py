@@ -11,7 +11,8 @@ block 1..n, as in ``keras.applications.ResNet50``):
   ``conv1_{1,2}_{pad,conv,bn,relu}``, ``conv1_3_conv``, ``conv1_bn``, ``conv1_relu``;
   then ``pool1_pad``, ``pool1_pool``.
 - block: ``convS_blockB_{1,2,3}_{pad,conv,bn,relu}`` (basic blocks have 1 and 2), the shortcut
-  ``convS_blockB_0_{pool,conv,bn}``, the attention ``convS_blockB_eca``, then ``convS_blockB_add``
+  ``convS_blockB_0_{pool,conv,bn}``, the attention ``convS_blockB_eca`` (and its descriptor's
+  ``convS_blockB_eca_pool``), then ``convS_blockB_add``
   and ``convS_blockB_out``.
 - head: ``avg_pool`` and ``predictions`` (or ``avg_pool`` / ``max_pool`` for ``pooling``).
 """
@@ -21,7 +22,6 @@ import dataclasses
 from keras import layers
 
 from eca_keras.applications import base
-from eca_keras.layers import ECA
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,13 +113,15 @@ def _block(x, variant, filters, stride, kernel_size, attention, needs_shortcut, 
     shortcut = _shortcut(x, out_filters, stride, variant.avg_down, name) if needs_shortcut else x
     if variant.block == "basic":
         y = base.conv_bn(x, filters, 3, stride, f"{name}_1")
-        y = base.conv_bn(y, filters, 3, 1, f"{name}_2", activation=None)
+        last = (3, f"{name}_2")
     else:
         y = base.conv_bn(x, filters, 1, 1, f"{name}_1")
         y = base.conv_bn(y, filters, 3, stride, f"{name}_2")
-        y = base.conv_bn(y, out_filters, 1, 1, f"{name}_3", activation=None)
+        last = (1, f"{name}_3")
     if attention:
-        y = ECA(kernel_size, name=f"{name}_eca")(y)
+        y = base.conv_bn_eca(y, out_filters, *last, kernel_size, f"{name}_eca")
+    else:
+        y = base.conv_bn(y, out_filters, last[0], 1, last[1], activation=None)
     y = layers.Add(name=f"{name}_add")([shortcut, y])
     return layers.ReLU(name=f"{name}_out")(y)
 

@@ -8,19 +8,21 @@ import numpy as np
 
 from eca_keras.convert.names import upstream_names
 from eca_keras.convert.torch_checkpoint import read_state_dict
-from eca_keras.layers import ECA
+from eca_keras.layers import ECA, DescriptorBatchNormalization
 
 # Keras layer class -> (upstream parameter names, PyTorch array -> Keras array) per Keras weight.
 _IDENTITY = np.asarray
+_BATCH_NORM = (
+    ("weight", _IDENTITY),
+    ("bias", _IDENTITY),
+    ("running_mean", _IDENTITY),
+    ("running_var", _IDENTITY),
+)
 _LAYOUTS = {
     keras.layers.Conv2D: (("weight", lambda w: w.transpose(2, 3, 1, 0)),),  # OIHW -> HWIO
     keras.layers.DepthwiseConv2D: (("weight", lambda w: w.transpose(2, 3, 0, 1)),),  # C1HW -> HWC1
-    keras.layers.BatchNormalization: (
-        ("weight", _IDENTITY),
-        ("bias", _IDENTITY),
-        ("running_mean", _IDENTITY),
-        ("running_var", _IDENTITY),
-    ),
+    keras.layers.BatchNormalization: _BATCH_NORM,
+    DescriptorBatchNormalization: _BATCH_NORM,
     keras.layers.Dense: (("weight", lambda w: w.T), ("bias", _IDENTITY)),
     ECA: (("weight", lambda w: w.reshape(-1, 1, 1)),),  # Conv1d [1, 1, k] -> (k, 1, 1), no flip
 }
