@@ -158,22 +158,17 @@ def _narrower(x, filters):
 
 def _conv(filters, kernel_size, strides, padding, name, depthwise=False):
     if depthwise:
-        return layers.DepthwiseConv2D(
-            kernel_size,
-            strides=strides,
-            padding=padding,
-            use_bias=False,
-            depthwise_initializer=conv_initializer(),
-            name=name,
-        )
-    return layers.Conv2D(
-        filters,
-        kernel_size,
+        cls, arguments = layers.DepthwiseConv2D, {"depthwise_initializer": conv_initializer()}
+    else:
+        cls = layers.Conv2D
+        arguments = {"filters": filters, "kernel_initializer": conv_initializer()}
+    return cls(
+        kernel_size=kernel_size,
         strides=strides,
         padding=padding,
         use_bias=False,
-        kernel_initializer=conv_initializer(),
         name=name,
+        **arguments,
     )
 
 
