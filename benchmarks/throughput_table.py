@@ -6,16 +6,16 @@ PyTorch reference, at each model's default input size.
 
 Runs :func:`eca_keras.benchmark.run` (the code behind ``eca-keras benchmark``) over a plan:
 
-* inference of ECA-ResNet50 and ECA-MobileNetV2, batch 1 and 8, with and without XLA, and of
-  every other model in TF graph mode (last, with ``--sweep-rounds``: the deep models' batch-8
-  calls take seconds each);
+* inference of every model, batch 1 and 8, with and without XLA: ECA-ResNet50 and
+  ECA-MobileNetV2 first, the other models last, with ``--sweep-rounds`` (the deep models'
+  batch-8 calls take seconds each);
 * a training step (forward, backward, SGD update) at batch 8 for those two, with and without XLA;
 * both against the PyTorch reference in inference (batch 1 and 8; ECA-ResNet50 with and without
   XLA), ECA-ResNet50 also in training (batch 8), same threads;
 * peak memory of ECA-ResNet50's training step at batch 8 (ECA, plain twin, keras.applications).
 
-Each plan row is one :class:`eca_keras.benchmark.Settings`; on 2 cores the plan takes about
-three quarters of an hour (XLA compiles of training steps take over a minute each).
+Each plan row is one :class:`eca_keras.benchmark.Settings`; on 2 cores the plan takes half an hour
+to an hour, depending on the CPU (XLA compiles of training steps take up to a minute each).
 
 The measured parts are saved after each one (``throughput.partial.json``); after an
 interruption ``--publish-partial`` publishes them. ``--quick`` shrinks the plan to
@@ -68,7 +68,7 @@ def plan(rounds, quick, sweep_rounds=3):
             memory=True,
             rounds=rounds,
         ),
-        Settings(models=others, xla=(False,), rounds=sweep_rounds),
+        Settings(models=others, rounds=sweep_rounds),
     ]
 
 
