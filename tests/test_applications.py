@@ -6,6 +6,7 @@ import os
 import keras
 import numpy as np
 import pytest
+from test_layers import randomize_batch_norm
 
 from eca_keras import ECA
 from eca_keras.applications import (
@@ -170,9 +171,7 @@ def test_xla_inference_with_descriptors_equals_pooling_the_block_outputs(constru
     rng = np.random.default_rng(5)
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
-            ranges = ((0.5, 1.5), (-0.5, 0.5), (-1, 1), (0.5, 2))
-            for variable, (low, high) in zip(layer.weights, ranges, strict=True):
-                variable.assign(rng.uniform(low, high, variable.shape))
+            randomize_batch_norm(layer, rng)
     x = tf.constant(rng.uniform(-1, 1, (2, 64, 64, 3)).astype("float32"))
     for training in (False, True):
         run = lambda x, t=training: model(x, training=t)  # noqa: E731

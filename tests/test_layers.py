@@ -244,21 +244,22 @@ def test_trains_inside_a_model():
     assert not np.allclose(before, keras.ops.convert_to_numpy(model.get_layer("eca").kernel))
 
 
+def randomize_batch_norm(layer, rng):
+    """Random gamma, beta, moving mean and moving variance (positive) for a built BatchNorm."""
+    ranges = ((0.5, 1.5), (-0.5, 0.5), (-1, 1), (0.5, 2))
+    for variable, (low, high) in zip(layer.weights, ranges, strict=True):
+        variable.assign(rng.uniform(low, high, variable.shape).astype("float32"))
+
+
 def batch_norm_pair(channels, seed):
     """A DescriptorBatchNormalization and a keras BatchNormalization with equal random weights."""
-    rng = np.random.default_rng(seed)
-    layers = [
-        DescriptorBatchNormalization(epsilon=1e-5),
-        keras.layers.BatchNormalization(epsilon=1e-5),
-    ]
-    for layer in layers:
+    ours = DescriptorBatchNormalization(epsilon=1e-5)
+    theirs = keras.layers.BatchNormalization(epsilon=1e-5)
+    for layer in (ours, theirs):
         layer.build((None, 5, 5, channels))
-    ranges = ((0.5, 1.5), (-0.5, 0.5), (-1, 1), (0.5, 2))  # gamma, beta, moving mean, variance
-    for index, (low, high) in enumerate(ranges):
-        values = rng.uniform(low, high, channels).astype("float32")
-        for layer in layers:
-            layer.weights[index].assign(values)
-    return layers
+    randomize_batch_norm(ours, np.random.default_rng(seed))
+    theirs.set_weights(ours.get_weights())
+    return ours, theirs
 
 
 def test_descriptor_batch_norm_is_batch_norm_and_normalises_pooled_tensors_for_inference():

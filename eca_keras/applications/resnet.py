@@ -113,15 +113,15 @@ def _block(x, variant, filters, stride, kernel_size, attention, needs_shortcut, 
     shortcut = _shortcut(x, out_filters, stride, variant.avg_down, name) if needs_shortcut else x
     if variant.block == "basic":
         y = base.conv_bn(x, filters, 3, stride, f"{name}_1")
-        last = (3, f"{name}_2")
+        last_kernel, last_name = 3, f"{name}_2"
     else:
         y = base.conv_bn(x, filters, 1, 1, f"{name}_1")
         y = base.conv_bn(y, filters, 3, stride, f"{name}_2")
-        last = (1, f"{name}_3")
+        last_kernel, last_name = 1, f"{name}_3"
     if attention:
-        y = base.conv_bn_eca(y, out_filters, *last, kernel_size, f"{name}_eca")
+        y = base.conv_bn_eca(y, out_filters, last_kernel, last_name, kernel_size, f"{name}_eca")
     else:
-        y = base.conv_bn(y, out_filters, last[0], 1, last[1], activation=None)
+        y = base.conv_bn(y, out_filters, last_kernel, 1, last_name, activation=None)
     y = layers.Add(name=f"{name}_add")([shortcut, y])
     return layers.ReLU(name=f"{name}_out")(y)
 
