@@ -468,8 +468,8 @@ def tflite(classes, args):
     import numpy as np
 
     from eca_keras.applications import get_model
-    from eca_keras.export import convert
-    from eca_keras.export.artifacts import TFLiteArtifact
+    from eca_keras.artifacts import TFLiteArtifact
+    from eca_keras.export.tflite import write_tflite
 
     size = 224
     shape = (size, size, 3)
@@ -487,14 +487,9 @@ def tflite(classes, args):
             runners = {}
             for name, m in models.items():
                 log(f"converting {name} ({quantize})")
-                path = os.path.join(work, f"{name}_{quantize}")
-                dtype = "float32" if quantize == "int8" else "uint8"
-                convert.write_saved_model(m, True, path, size, dtype, batch=1)
-                flatbuffer = convert.convert_to_tflite(path, quantize, calibration)
-                with open(path + ".tflite", "wb") as handle:
-                    handle.write(flatbuffer)
-                ops_used[f"{name}/{quantize}"] = convert.operator_counts(flatbuffer)
-                artifact = TFLiteArtifact(path + ".tflite", num_threads=1)
+                path = os.path.join(work, f"{name}_{quantize}.tflite")
+                ops_used[f"{name}/{quantize}"] = write_tflite(m, path, size, quantize, calibration)
+                artifact = TFLiteArtifact(path, num_threads=1)
                 image = rng.integers(0, 128, (1, *shape)).astype(artifact.input_dtype)
                 runners[name] = lambda a=artifact, i=image: a.invoke(i)
             label = "tflite_f32" if quantize == "none" else "tflite_int8"

@@ -4,8 +4,9 @@
                                       [--update-readme]
 
 For ECA-MobileNetV2, ECA-ResNet50 and their plain twins (``attention=False``), at ``--size``
-with a 1000-class head, each quantization is converted with the library's own converter
-(:mod:`eca_keras.export.convert`). File size and latency do not depend on the weights' values,
+with a 1000-class head, each quantization is converted with the library's own conversion
+(:func:`eca_keras.export.tflite.write_tflite`). File size and latency do not depend on the
+weights' values,
 so random weights serve (no download); int8 calibration uses the embedded digits. Latency: one
 interpreter per file and thread count, a warm-up, then ``--rounds`` rounds that visit every
 file in turn (so drifting machine load hits all alike), 10 invocations each; the median of the
@@ -21,10 +22,8 @@ into README.md between its ``export-table`` markers.
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
-import time
 
 from results_io import publish
 
@@ -39,41 +38,39 @@ THREADS = (1, 2)
 
 
 def build_files(size, work, calibration):
-    """Converts every model in every quantization; returns ``[(label, quantize, path, ops)]``."""
+    """Converts every model in every quantization with the exporter's own conversion; returns
+    ``[(label, quantize, path, ops)]``."""
     from eca_keras.applications import get_model
-    from eca_keras.export import convert
+    from eca_keras.export.tflite import write_tflite
 
     files = []
     for label, name, attention in MODELS:
         model = get_model(name, weights=None, input_shape=(size, size, 3), attention=attention)
         for quantize in QUANTIZATIONS:
             print(f"converting {label} ({quantize})", file=sys.stderr, flush=True)
-            serving = os.path.join(work, f"{name}_{attention}_{quantize}")
-            dtype = "float32" if quantize == "int8" else "uint8"
-            convert.write_saved_model(model, True, serving, size, dtype, batch=1)
-            flatbuffer = convert.convert_to_tflite(serving, quantize, calibration)
-            path = serving + ".tflite"
-            with open(path, "wb") as handle:
-                handle.write(flatbuffer)
-            files.append((label, quantize, path, convert.operator_counts(flatbuffer)))
+            path = os.path.join(work, f"{name}_{attention}_{quantize}.tflite")
+            operators = write_tflite(model, path, size, quantize, calibration)
+            files.append((label, quantize, path, operators))
     return files
 
 
 def calibration_images(size, count=100):
-    from eca_keras.applications.weights import EvalConfig
-    from eca_keras.training import data
+    from eca_keras.data.classification import load_splits
+    from eca_keras.preprocessing import EvalConfig, eval_pixels
 
-    splits = data.load_splits("digits")
+    splits = load_splits("digits")
     config = EvalConfig(size, crop_pct=1.0)
-    pixels = splits.train.take(count).map(lambda image, _: data.eval_pixels(image, config))
+    pixels = splits.train.take(count).map(lambda image, _: eval_pixels(image, config))
     return [image.numpy().astype("float32") for image in pixels]
 
 
 def measure_latency(files, size, rounds, invocations=10):
-    """``{(path, threads): median milliseconds}``, rounds interleaved across all files."""
+    """``{(path, threads): median milliseconds}``, timed side by side by the benchmark harness
+    (:func:`eca_keras.benchmark.timing.compare`: interleaved rounds, medians)."""
     import numpy as np
 
-    from eca_keras.export.artifacts import TFLiteArtifact
+    from eca_keras.artifacts import TFLiteArtifact
+    from eca_keras.benchmark.timing import compare
 
     runners = {}
     for _, _, path, _ in files:
@@ -81,18 +78,11 @@ def measure_latency(files, size, rounds, invocations=10):
             artifact = TFLiteArtifact(path, num_threads=threads)
             dtype = artifact.input_dtype
             batch = np.random.default_rng(0).integers(0, 128, (1, size, size, 3)).astype(dtype)
-            for _ in range(3):
-                artifact.invoke(batch)  # warm-up: XNNPACK packs its weights on first use
-            runners[(path, threads)] = (artifact, batch)
-    samples = {key: [] for key in runners}
-    for round_index in range(rounds):
-        print(f"latency round {round_index + 1}/{rounds}", file=sys.stderr, flush=True)
-        for key, (artifact, batch) in runners.items():
-            start = time.perf_counter()
-            for _ in range(invocations):
-                artifact.invoke(batch)
-            samples[key].append(1000 * (time.perf_counter() - start) / invocations)
-    return {key: statistics.median(values) for key, values in samples.items()}
+            runners[(path, threads)] = lambda a=artifact, b=batch: a.invoke(b)
+    print(f"timing {len(runners)} files, {rounds} interleaved rounds", file=sys.stderr, flush=True)
+    # warmup_calls=3: XNNPACK packs its weights on first use.
+    timings = compare(runners, rounds, min_round_seconds=0.5, warmup_calls=3)
+    return {key: 1000 * timing.seconds for key, timing in timings.items()}
 
 
 def agreement_rows(runs):

@@ -1,4 +1,9 @@
-"""``eca-keras``: the command line, a thin skin over functions a user can import."""
+"""``eca-keras``: the command line, a thin skin over functions a user can import.
+
+Choices and defaults come from the library's own constants; building the parser (``--help``)
+and listing models import neither Keras nor TensorFlow. A user's mistake is one line on stderr
+(exit 2 for bad usage, 1 for a failure), never a traceback.
+"""
 
 import argparse
 import contextlib
@@ -7,44 +12,70 @@ import sys
 from importlib import resources
 
 BUNDLED_IMAGE = "flower.jpg"
+EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
 
 def _weights_argument(value):
     return None if value.lower() == "none" else value
 
 
-def cmd_models(args):
-    """Lists the registered models with parameters, input size and ImageNet weight source."""
-    from eca_keras.applications import list_models, model_info
-    from eca_keras.applications.weights import WEIGHTS
+def _positive_int(value):
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return number
 
-    rows = [("model", "params", "input", "weights", "top-1")]
+
+def _positive_float(value, allow_zero=False):
+    kind = "a non-negative" if allow_zero else "a positive"
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {kind} number, got {value!r}") from None
+    if not (number >= 0 if allow_zero else number > 0):
+        raise argparse.ArgumentTypeError(f"expected {kind} number, got {value}")
+    return number
+
+
+def _non_negative_float(value):
+    return _positive_float(value, allow_zero=True)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_models(args):
+    """Lists the registered models with parameters, input size and ImageNet weights."""
+    from eca_keras.applications import list_models, model_info
+
+    rows = [("model", "params", "input", "weights (imagenet first)", "top-1")]
     for name in list_models():
         info = model_info(name)
-        source = WEIGHTS.get(name)
+        default = info.default_weights
         rows.append(
             (
                 name,
                 f"{info.params:,}",
                 str(info.default_size),
-                source.name if source else "-",
-                f"{source.top1:.2f}" if source else "-",
+                ", ".join(entry.name for entry in info.weights) or "-",
+                f"{default.top1:.2f}" if default else "-",
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
-        print(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        )
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     return 0
 
 
 def cmd_predict(args):
-    """Classifies images with a registered model and prints the top-5 ImageNet classes."""
+    """Classifies images and prints the top classes."""
     from eca_keras.predict import classify_images
 
     images = args.images or [str(resources.files("eca_keras").joinpath("data", BUNDLED_IMAGE))]
-    if args.weights is None and not args.model.endswith(".keras"):
+    if args.weights is None and _is_registered(args.model):
         print(
             f"note: {args.model} has random weights (--weights none), so these classes are "
             "arbitrary; pass --weights imagenet for the pretrained network.",
@@ -53,15 +84,22 @@ def cmd_predict(args):
     results = classify_images(args.model, images, weights=args.weights, top=args.top)
     for path, predictions in results:
         print(path)
-        for rank, (wnid, label, score) in enumerate(predictions, start=1):
-            print(f"  {rank}. {label:<30} {wnid}  {score:.4f}")
+        for rank, (class_id, label, score) in enumerate(predictions, start=1):
+            print(f"  {rank}. {label:<30} {class_id}  {score:.4f}")
     return 0
+
+
+def _is_registered(name):
+    from eca_keras.applications import registry
+
+    return registry.is_registered(name)
 
 
 def cmd_convert(args):
     """Converts an upstream checkpoint into a Keras ``.weights.h5`` and prints its sha256."""
-    from eca_keras.applications.weights import convert_checkpoint
+    from eca_keras.applications.weights import check_weights_output, convert_checkpoint
 
+    check_weights_output(args.output)
     output, digest, report = convert_checkpoint(args.model, args.checkpoint, args.output)
     print(
         f"converted {report.loaded_tensors} tensors into {report.loaded_layers} layers of "
@@ -73,10 +111,10 @@ def cmd_convert(args):
 
 
 def cmd_evaluate(args):
-    """Top-1 / top-5 of a model on a dataset's validation split."""
+    """Top-1 / top-5 of a model on a dataset."""
     import json
 
-    from eca_keras.training.evaluate import evaluate_model
+    from eca_keras.evaluate import evaluate_model
 
     # With --json, stdout carries only the JSON object; the progress bar goes to stderr.
     with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):
@@ -88,6 +126,7 @@ def cmd_evaluate(args):
             batch_size=args.batch_size,
             limit=args.limit,
             num_classes=args.num_classes,
+            image_size=args.image_size,
         )
     if args.json:
         print(json.dumps(result))
@@ -99,26 +138,29 @@ def cmd_evaluate(args):
     return 0
 
 
+TRAIN_FLAGS = (
+    "model",
+    "dataset",
+    "data_dir",
+    "model_dir",
+    "epochs",
+    "batch_size",
+    "image_size",
+    "strategy",
+    "tpu",
+    "precision",
+    "jit_compile",
+    "freeze_backbone",
+    "label_smoothing",
+)
+
+
 def cmd_train(args):
     """Trains or fine-tunes with model.fit; re-running the same command resumes."""
     from eca_keras.training import recipes
 
     config = recipes.load_recipe(args.recipe)
-    flags = {
-        "model": args.model,
-        "dataset": args.dataset,
-        "data_dir": args.data_dir,
-        "model_dir": args.model_dir,
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "image_size": args.image_size,
-        "strategy": args.strategy,
-        "tpu": args.tpu,
-        "precision": args.precision,
-        "jit_compile": args.jit_compile,
-        "freeze_backbone": args.freeze_backbone,
-        "label_smoothing": args.label_smoothing,
-    }
+    flags = {key: getattr(args, key) for key in TRAIN_FLAGS}
     config.update({key: value for key, value in flags.items() if value is not None})
     if args.weights is not None:
         config["weights"] = _weights_argument(args.weights)
@@ -131,9 +173,14 @@ def cmd_train(args):
         distribute.configure_logical_cpus(args.logical_cpus)
     from eca_keras.training.train import train
 
-    summary = train(config)
+    summary = train(config, verbose=1 if sys.stdout.isatty() else 2)
     best = summary["best_val_accuracy"]
-    if best is not None:
+    if summary["epochs_run"] == 0:
+        print(
+            f"done: 0 epochs this run, {summary['model_dir']} had finished its "
+            f"{config['epochs']} epochs" + (f"; best val_accuracy {best:.4f}" if best else "")
+        )
+    elif best is not None:
         print(
             f"done: {summary['epochs_run']} epochs this run, best val_accuracy {best:.4f}; "
             f"run files in {summary['model_dir']}"
@@ -159,6 +206,7 @@ def cmd_export(args):
         batch_size=args.batch_size,
         calibration_images=args.calibration_images,
         verification_images=args.verification_images,
+        overwrite=args.overwrite,
     )
     if result.operators:
         print("ops: " + ", ".join(f"{name} x{count}" for name, count in result.operators.items()))
@@ -189,8 +237,9 @@ def cmd_benchmark(args):
     results = benchmark.run(settings, log=lambda line: print(line, file=sys.stderr, flush=True))
     print(benchmark.markdown(results))
     if args.output:
-        with open(args.output, "w") as handle:
-            json.dump(results, handle, indent=2)
+        from eca_keras.runs import write_atomically
+
+        write_atomically(args.output, json.dumps(results, indent=2))
         print(f"wrote {args.output}", file=sys.stderr)
     return 0
 
@@ -201,60 +250,81 @@ def cmd_demo(args):
     return cmd_predict(args)
 
 
+# --------------------------------------------------------------------------- the parser
+
+
 def build_parser():
+    from eca_keras.benchmark.settings import MODES, Settings
+    from eca_keras.export.exporter import (
+        DEFAULT_CALIBRATION_IMAGES,
+        DEFAULT_VERIFICATION_IMAGES,
+        FORMATS,
+    )
+    from eca_keras.export.tflite import INT8_IO_TYPES, QUANTIZATIONS
+    from eca_keras.export.verify import describe_bounds
+    from eca_keras.training.cluster import STRATEGIES
+    from eca_keras.training.recipes import PRECISIONS, default_recipe, recipe_names
+
     parser = argparse.ArgumentParser(
         prog="eca-keras", description="ECA-Net (Efficient Channel Attention) for Keras 3."
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("models", help="list the registered models and their parameter counts")
+    p = sub.add_parser("models", help="list the registered models, their parameters and weights")
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("predict", help="classify images with a registered model (top-5)")
-    p.add_argument("images", nargs="*", help="image files (default: the bundled example image)")
-    p.add_argument(
-        "--model",
-        default="eca_mobilenet_v2",
-        help="registered model name, a .keras file from eca-keras train, or an exported "
-        "SavedModel directory or .tflite file",
+    model_help = (
+        "a registered model name, a .keras file or run directory of eca-keras train, or an "
+        "exported SavedModel directory or .tflite file"
     )
+    p = sub.add_parser("predict", help="classify images (top classes)")
+    p.add_argument("images", nargs="*", help="image files (default: the bundled example image)")
+    p.add_argument("--model", default="eca_mobilenet_v2", help=model_help)
     p.add_argument(
         "--weights",
         type=_weights_argument,
         default="imagenet",
-        help="'imagenet', a weights file, or 'none' (random)",
+        help="for a registered model: imagenet, a weights tag or file, or none (random)",
     )
-    p.add_argument("--top", type=int, default=5, help="how many classes to print")
+    p.add_argument("--top", type=_positive_int, default=5, help="how many classes to print")
     p.set_defaults(func=cmd_predict)
 
+    recipe = default_recipe()
     p = sub.add_parser(
         "train",
-        help="train or fine-tune with model.fit (default: ECA-ResNet18 on the embedded digits)",
+        help=f"train or fine-tune with model.fit (default: {recipe['model']} on the embedded "
+        f"{recipe['dataset']})",
         description="Train with a recipe; every key can be overridden. Re-running the same "
         "command (same --model-dir) resumes from the last completed epoch.",
     )
-    p.add_argument("--recipe", default="digits", help="a shipped recipe name or a YAML file")
+    p.add_argument(
+        "--recipe",
+        default="digits",
+        help=f"a shipped recipe ({', '.join(recipe_names())}) or a YAML file",
+    )
     p.add_argument("--model", help="registered model name, or a .keras file to continue")
-    p.add_argument("--weights", help="imagenet, a weights/checkpoint file, or none")
+    p.add_argument("--weights", help="imagenet, a weights tag or file, or none")
     p.add_argument("--dataset", help="digits | tfds:<name>[/<config>] | <folder> | <TFRecord glob>")
     p.add_argument("--data-dir", help="TFDS data directory")
     p.add_argument("--model-dir", help="where the run's files go (default runs/<model>-<data>)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int, help="the global batch (all replicas)")
-    p.add_argument("--learning-rate", type=float, help="base LR per reference batch")
-    p.add_argument("--image-size", type=int)
-    p.add_argument(
-        "--strategy",
-        choices=("auto", "default", "one_device", "mirrored", "multi_worker", "tpu"),
-    )
+    p.add_argument("--epochs", type=_positive_int, help="how many epochs in all")
+    p.add_argument("--batch-size", type=_positive_int, help="the global batch (all replicas)")
+    p.add_argument("--learning-rate", type=_positive_float, help="base LR per reference batch")
+    p.add_argument("--image-size", type=_positive_int, help="square training input size")
+    p.add_argument("--strategy", choices=STRATEGIES, help="tf.distribute strategy (auto)")
     p.add_argument("--tpu", help="TPU name or address (implies --strategy tpu with auto)")
-    p.add_argument("--precision", choices=("float32", "mixed_float16", "mixed_bfloat16"))
+    p.add_argument("--precision", choices=PRECISIONS, help="float32 or a mixed policy")
     p.add_argument("--jit-compile", action="store_true", default=None, help="compile with XLA")
-    p.add_argument("--freeze-backbone", action="store_true", default=None)
-    p.add_argument("--label-smoothing", type=float)
     p.add_argument(
-        "--logical-cpus", type=int, help="split the CPU into N devices (test mirrored training)"
+        "--freeze-backbone",
+        action="store_true",
+        default=None,
+        help="train the new head only (needs pretrained --weights)",
+    )
+    p.add_argument("--label-smoothing", type=float, help="in [0, 1)")
+    p.add_argument(
+        "--logical-cpus", type=_positive_int, help="split the CPU into N devices (try mirrored)"
     )
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override any recipe key"
@@ -262,13 +332,12 @@ def build_parser():
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="top-1/top-5 of a model on a dataset")
+    p.add_argument("--model", required=True, help=model_help)
     p.add_argument(
-        "--model",
-        required=True,
-        help="a registered model name, a .keras file, a SavedModel directory or a .tflite file",
-    )
-    p.add_argument(
-        "--weights", type=_weights_argument, default="imagenet", help="for a registered model"
+        "--weights",
+        type=_weights_argument,
+        default="imagenet",
+        help="for a registered model: imagenet, a weights tag or file, or none",
     )
     p.add_argument(
         "--dataset",
@@ -277,9 +346,14 @@ def build_parser():
         "<TFRecord glob>",
     )
     p.add_argument("--data-dir", help="TFDS data directory")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--limit", type=int, help="evaluate only the first N images")
-    p.add_argument("--num-classes", type=int, help="TFRecords: the number of classes")
+    p.add_argument("--batch-size", type=_positive_int, default=64, help="images per batch")
+    p.add_argument("--limit", type=_positive_int, help="evaluate only the first N images")
+    p.add_argument("--num-classes", type=_positive_int, help="TFRecords: the number of classes")
+    p.add_argument(
+        "--image-size",
+        type=_positive_int,
+        help="evaluate a Keras model at this test size (default: its weights' own)",
+    )
     p.add_argument("--json", action="store_true", help="print a JSON object (top1, top5, n)")
     p.set_defaults(func=cmd_evaluate)
 
@@ -289,8 +363,8 @@ def build_parser():
         description="Export a training run, a .keras file or a registered model. Every "
         "artifact takes uint8 RGB pixels at the model's input size (preprocessing inside) and "
         "returns class probabilities; it is run on held-out images and compared with the Keras "
-        "model before it is put in place (float32 <= 1e-4 relative, float16 <= 1e-2, "
-        "dynamic/int8 >= 98%% top-1 agreement). TFLite files use builtin ops only.",
+        f"model before it is put in place ({describe_bounds()}). TFLite files use builtin ops "
+        "only.",
     )
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--model-dir", help="a run directory of eca-keras train (its best.keras)")
@@ -299,14 +373,15 @@ def build_parser():
         "--weights",
         type=_weights_argument,
         default="imagenet",
-        help="for a registered model: imagenet, a weights file, or none",
+        help="for a registered model: imagenet, a weights tag or file, or none",
     )
-    p.add_argument("--format", choices=("saved_model", "tflite"), default="tflite")
-    p.add_argument("--quantize", choices=("none", "float16", "dynamic", "int8"), default="none")
-    p.add_argument("--input-size", type=int, help="square input size (default: the model's)")
+    p.add_argument("--format", choices=FORMATS, default="tflite", help="the artifact's format")
+    p.add_argument("--quantize", choices=QUANTIZATIONS, default="none", help="TFLite only")
+    p.add_argument("--input-size", type=_positive_int, help="square input size (default: model's)")
     p.add_argument(
         "--output", help="the file or directory to write (default: <run>/export/<name>...)"
     )
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier export at --output")
     p.add_argument(
         "--representative-data",
         help="dataset for int8 calibration (train split) and verification (validation split); "
@@ -314,14 +389,20 @@ def build_parser():
     )
     p.add_argument("--data-dir", help="TFDS data directory")
     p.add_argument(
-        "--io-type", choices=("uint8", "int8"), default="uint8", help="int8: input/output type"
+        "--io-type", choices=INT8_IO_TYPES, default="uint8", help="int8: input/output type"
     )
-    p.add_argument("--batch-size", type=int, default=1, help="TFLite: the static batch size")
+    p.add_argument("--batch-size", type=_positive_int, default=1, help="TFLite: the static batch")
     p.add_argument(
-        "--calibration-images", type=int, default=500, help="int8: how many images calibrate"
+        "--calibration-images",
+        type=_positive_int,
+        default=DEFAULT_CALIBRATION_IMAGES,
+        help="int8: how many images calibrate",
     )
     p.add_argument(
-        "--verification-images", type=int, default=200, help="held-out images the check runs on"
+        "--verification-images",
+        type=_positive_int,
+        default=DEFAULT_VERIFICATION_IMAGES,
+        help="held-out images the check runs on",
     )
     p.set_defaults(func=cmd_export)
 
@@ -337,32 +418,31 @@ def build_parser():
     p.add_argument("--output", required=True, help="the Keras weights file, *.weights.h5")
     p.set_defaults(func=cmd_convert)
 
+    defaults = Settings()
     p = sub.add_parser(
         "benchmark",
         help="throughput against the plain twin, keras.applications and PyTorch; memory",
         description="Each group of sides is timed in this process in interleaved rounds "
         "(median of --rounds); ratios compare sides of the same run.",
     )
-    p.add_argument("--models", nargs="+", default=["eca_resnet50"], metavar="NAME")
-    p.add_argument("--modes", nargs="+", default=["inference"], choices=("inference", "training"))
-    p.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8], metavar="N")
-    p.add_argument("--xla", choices=("both", "on", "off"), default="both")
-    p.add_argument("--size", type=int, help="input size (default: each model's own)")
-    p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--min-round-seconds", type=float, default=1.0, metavar="S")
+    p.add_argument("--models", nargs="+", default=list(defaults.models), metavar="NAME")
+    p.add_argument("--modes", nargs="+", default=list(defaults.modes), choices=MODES)
+    p.add_argument(
+        "--batch-sizes", nargs="+", type=_positive_int, default=list(defaults.batch_sizes)
+    )
+    p.add_argument("--xla", choices=("both", "on", "off"), default="both", help="XLA or graph")
+    p.add_argument("--size", type=_positive_int, help="input size (default: each model's own)")
+    p.add_argument("--rounds", type=_positive_int, default=defaults.rounds)
+    p.add_argument(
+        "--min-round-seconds", type=_non_negative_float, default=defaults.min_round_seconds
+    )
     p.add_argument(
         "--no-keras-baselines", action="store_true", help="skip keras.applications models"
     )
     p.add_argument("--no-twins", action="store_true", help="only the PyTorch rival and/or memory")
-    p.add_argument(
-        "--torch", action="store_true", help="also time the PyTorch reference (needs torch)"
-    )
-    p.add_argument(
-        "--memory", action="store_true", help="peak memory of a training step (child process)"
-    )
-    p.add_argument(
-        "--threads", type=int, help="threads for TensorFlow and PyTorch (default: every core)"
-    )
+    p.add_argument("--torch", action="store_true", help="also time the PyTorch reference")
+    p.add_argument("--memory", action="store_true", help="peak memory of a training step")
+    p.add_argument("--threads", type=_positive_int, help="threads (default: every core)")
     p.add_argument("--output", help="write the results as JSON here")
     p.set_defaults(func=cmd_benchmark)
 
@@ -373,9 +453,29 @@ def build_parser():
     return parser
 
 
+def _import_tensorflow_quietly():
+    """Imports TensorFlow without its C++ start-up chatter (CUDA probing on a CPU-only machine,
+    oneDNN notices): those lines are written before TensorFlow's log level applies
+    (tensorflow#100442), so the process' stderr is muted for the import alone. An import error
+    still surfaces, after stderr is back. ``TF_CPP_MIN_LOG_LEVEL`` (default 3 here) silences
+    the rest; set it lower to see TensorFlow's own log."""
+    if "tensorflow" in sys.modules:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+NEEDS_NO_TENSORFLOW = ("models",)
+
+
 def main(argv=None):
-    # Before TensorFlow is first imported: keep its C++ start-up chatter out of the output.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
@@ -385,12 +485,22 @@ def main(argv=None):
         return 0
     if args.command is None:
         parser.print_help()
-        return 2
+        return EXIT_USAGE
     try:
+        if args.command not in NEEDS_NO_TENSORFLOW:
+            _import_tensorflow_quietly()
         return args.func(args)
-    except (ValueError, OSError, RuntimeError) as error:
-        print(f"eca-keras {args.command}: error: {error}", file=sys.stderr)
-        return 1
+    except KeyboardInterrupt:
+        resume = " re-run the same command to resume" if args.command == "train" else ""
+        print(
+            f"eca-keras {args.command}: interrupted;{resume or ' nothing was written'}",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    except (ValueError, OSError, RuntimeError, ImportError) as error:
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"eca-keras {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":

@@ -6,6 +6,13 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(__file__))
 
+# torch's CUDA build brings Triton, which timm and FlopCounterMode load; loaded after TensorFlow,
+# its LLVM crashes the process (segmentation fault), so it is loaded first.
+try:
+    import triton  # noqa: F401, E402
+except ImportError:
+    pass
+
 import keras  # noqa: E402
 import pytest  # noqa: E402
 

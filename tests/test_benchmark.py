@@ -78,7 +78,7 @@ def test_arithmetic_rate():
 
 def test_torch_plain_twin_matches_keras_plain_twin():
     torch = pytest.importorskip("torch")
-    from eca_keras import torch_reference
+    from eca_keras.testing import torch_reference
 
     def params(module):
         return sum(p.numel() for p in module.parameters())

@@ -6,9 +6,9 @@ torch = pytest.importorskip("torch")
 
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from eca_keras import torch_reference  # noqa: E402
 from eca_keras.applications import get_model  # noqa: E402
 from eca_keras.complexity import count_macs  # noqa: E402
+from eca_keras.testing import torch_reference  # noqa: E402
 
 
 def torch_macs(module, size):

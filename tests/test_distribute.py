@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 
-from eca_keras.training import distribute
+from eca_keras.training import distribute, mwms_fix, recipes
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -418,12 +418,12 @@ def test_global_batch_size():
 
 
 def test_scale_learning_rate():
-    assert distribute.scale_learning_rate(0.1, 256) == pytest.approx(0.1)
-    assert distribute.scale_learning_rate(0.1, 1024) == pytest.approx(0.4)
-    assert distribute.scale_learning_rate(0.5, 64, reference_batch=128) == pytest.approx(0.25)
+    assert recipes.scale_learning_rate(0.1, 256) == pytest.approx(0.1)
+    assert recipes.scale_learning_rate(0.1, 1024) == pytest.approx(0.4)
+    assert recipes.scale_learning_rate(0.5, 64, reference_batch=128) == pytest.approx(0.25)
     for args in ((0, 256), (0.1, 0), (0.1, 256, -1)):
         with pytest.raises(ValueError, match="positive"):
-            distribute.scale_learning_rate(*args)
+            recipes.scale_learning_rate(*args)
 
 
 # --------------------------------------------------------------------------- the reduce wrapper
@@ -436,7 +436,7 @@ def test_tolerant_reduce_maps_nests_and_reduces_scalars_across_replicas():
         calls.append((reduce_op, value, axis))
         return ("reduced", value)
 
-    reduce = distribute._tolerant_reduce(original)
+    reduce = mwms_fix._tolerant_reduce(original)
     x, y, scalar = tf.zeros((2, 3)), tf.zeros((2,)), tf.constant(1.0)
     assert reduce("MEAN", (x, {"y": y, "w": None}), axis=None) == (
         ("reduced", x),

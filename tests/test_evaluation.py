@@ -9,10 +9,9 @@ import pytest
 import tensorflow as tf
 
 from eca_keras.applications import ECAMobileNetV2, preprocess_input
-from eca_keras.applications.weights import EvalConfig
-from eca_keras.predict import load_image
-from eca_keras.preprocessing import eval_transform
-from eca_keras.training.data import _list_images, load_splits
+from eca_keras.data.classification import _list_images, load_splits
+from eca_keras.predict import prepare_image
+from eca_keras.preprocessing import EvalConfig, eval_transform
 
 WNIDS = {"n01440764": 0, "n01443537": 1, "n15075141": 999}
 
@@ -63,7 +62,7 @@ def test_cli_evaluate_reports_top1_top5(imagenet_folder, tmp_path):
     # Reference: one image at a time through the same transform, the metric computed by hand.
     _, paths, labels = _list_images(str(imagenet_folder), imagenet_labels=True)
     config = EvalConfig()
-    images = np.stack([load_image(path, config) for path in paths])
+    images = np.stack([prepare_image(path, config) for path in paths])
     scores = model.predict(preprocess_input(images), verbose=0)
     ranked = np.argsort(-scores, axis=1)
     top1 = 100 * np.mean(ranked[:, 0] == labels)

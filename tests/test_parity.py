@@ -16,9 +16,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from eca_keras import torch_reference as ref  # noqa: E402
 from eca_keras.applications import get_model  # noqa: E402
 from eca_keras.applications.weights import convert_checkpoint  # noqa: E402
+from eca_keras.testing import checkpoints  # noqa: E402
+from eca_keras.testing import torch_reference as ref  # noqa: E402
 
 SIZE = 67
 OFFICIAL_DEPTHS = {"eca_resnet18": 18, "eca_resnet34": 34, "eca_resnet50": 50,
@@ -40,10 +41,10 @@ def reference_model(name):
 def save_upstream(model, name, folder):
     if name in TIMM:
         path = folder / f"{name}.safetensors"
-        ref.save_timm_safetensors(model, path)
+        checkpoints.save_timm_safetensors(model, path)
     else:
         path = folder / f"{name}.pth.tar"
-        ref.save_release_checkpoint(model, path, arch=name, legacy=name in LEGACY_FORMAT)
+        checkpoints.save_release_checkpoint(model, path, arch=name, legacy=name in LEGACY_FORMAT)
     return path
 
 

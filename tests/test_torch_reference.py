@@ -6,7 +6,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from eca_keras import torch_reference as ref  # noqa: E402
+from eca_keras.testing import checkpoints  # noqa: E402
+from eca_keras.testing import torch_reference as ref  # noqa: E402
 
 PARAM_COUNTS = {
     ("official", 18): 11_689_556,
@@ -147,7 +148,7 @@ def test_avg_down_ceil_mode_odd_input():
 def test_release_checkpoint_roundtrip(tmp_path, legacy):
     model = ref.randomize_(ref.official_resnet(18), seed=5)
     path = tmp_path / "ckpt.pth.tar"
-    ref.save_release_checkpoint(model, path, "eca_resnet18", legacy=legacy)
+    checkpoints.save_release_checkpoint(model, path, "eca_resnet18", legacy=legacy)
     with open(path, "rb") as f:
         assert (f.read(2) == b"PK") is not legacy
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
@@ -170,7 +171,7 @@ def test_save_timm_safetensors(tmp_path):
     safetensors_torch = pytest.importorskip("safetensors.torch")
     model = ref.randomize_(ref.timm_ecaresnet("ecaresnet26t"), seed=6)
     path = tmp_path / "model.safetensors"
-    ref.save_timm_safetensors(model, path)
+    checkpoints.save_timm_safetensors(model, path)
     loaded = safetensors_torch.load_file(str(path))
     sd = model.state_dict()
     assert set(loaded) == set(sd)

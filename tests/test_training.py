@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from eca_keras.training import data, recipes
+from eca_keras import runs
+from eca_keras.data import classification as data
+from eca_keras.training import recipes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICK = ["--set", "steps_per_epoch=3", "--set", "validation_fraction=0.05", "--batch-size", "16"]
@@ -140,7 +142,7 @@ def test_digits_source_and_pipelines():
     batch, labels = next(iter(data.train_pipeline(splits, 32, 8, {"flip": True})))
     assert batch.shape == (8, 32, 32, 3) and labels.shape == (8, 10)
     assert -2.2 < float(tf.reduce_min(batch)) and float(tf.reduce_max(batch)) < 2.7  # normalised
-    evaluation = data.eval_pipeline(splits, data.eval_config({"image_size": 32}), 100)
+    evaluation = data.eval_pipeline(splits, runs.eval_config({"image_size": 32}), 100)
     assert sum(int(b.shape[0]) for b, _ in evaluation) == 359  # every example, once
 
 
@@ -287,9 +289,7 @@ def test_default_run_learns_then_evaluates_and_resumes_as_done(digits_run, tmp_p
     import keras
 
     model = keras.saving.load_model(os.path.join(run, "best.keras"))
-    from eca_keras.training.evaluate import run_eval_config
-
-    transform = run_eval_config(os.path.join(run, "best.keras"), 32)  # the run's: crop 1.0
+    transform = runs.eval_config(runs.read_config(run))  # the run's: crop 1.0
     batch = next(iter(data.eval_pipeline(splits, transform, 1)))[0]
     expected = int(np.argmax(model.predict(batch, verbose=0)))
     assert lines[1].split()[1] == str(expected)  # "1. <class name> <class index> <score>"
@@ -413,14 +413,17 @@ def test_fine_tune_frozen_backbone_on_a_folder(tmp_path):
 @pytest.mark.slow
 def test_tfds_and_tfrecord_training(tmp_path):
     name = prepare_tfds(tmp_path / "tfds")
+    # Batches of 4: these datasets have 12 training examples (a batch of 16 would train nothing).
     result = cli("train", "--dataset", name, "--data-dir", tmp_path / "tfds", "--image-size", 32,
-                 "--model-dir", tmp_path / "run_tfds", "--epochs", 1, *QUICK)  # fmt: skip
+                 "--model-dir", tmp_path / "run_tfds", "--epochs", 1, *QUICK,
+                 "--batch-size", 4)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "3 steps per epoch" in result.stdout
     glob = write_tfrecords(str(tmp_path / "records"))
     result = cli("train", "--dataset", glob, "--image-size", 32, "--model-dir",
-                 tmp_path / "run_records", "--epochs", 1, *QUICK)  # fmt: skip
+                 tmp_path / "run_records", "--epochs", 1, *QUICK, "--batch-size", 4)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "3 classes" in result.stdout
+    assert "3 classes" in result.stdout and "3 steps per epoch" in result.stdout
 
 
 @pytest.mark.parametrize(

@@ -11,9 +11,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from eca_keras import torch_reference as ref  # noqa: E402
-from eca_keras.applications import ECAMobileNetV2, ECAResNet18, weights  # noqa: E402
+from eca_keras.applications import ECAMobileNetV2, ECAResNet18, registry, weights  # noqa: E402
 from eca_keras.convert import UnsafeCheckpointError, WeightMismatchError  # noqa: E402
+from eca_keras.testing import checkpoints  # noqa: E402
+from eca_keras.testing import torch_reference as ref  # noqa: E402
 
 MODEL = "eca_mobilenet_v2"
 SIZE = 224  # include_top with ImageNet weights takes the default size, as in keras.applications
@@ -49,7 +50,7 @@ def release(tmp_path_factory):
     """A randomised ECA-MobileNetV2 saved under the release's file name, and its logits."""
     folder = tmp_path_factory.mktemp("hosted")
     torch_model = ref.randomize_(ref.official_mobilenet_v2(), seed=5)
-    ref.save_release_checkpoint(
+    checkpoints.save_release_checkpoint(
         torch_model, folder / weights.WEIGHTS[MODEL].file_name, arch=MODEL, legacy=True
     )
     images = np.random.default_rng(6).uniform(0, 255, (2, SIZE, SIZE, 3)).astype("float32")
@@ -106,10 +107,17 @@ def test_download_convert_cache_and_offline_reload(release, keras_home, monkeypa
     assert_matches(logits_of(refetched, images), expected)
 
 
+def pin(monkeypatch, model, sha256):
+    """Registers ``model``'s default weights with a pinned ``sha256`` for one test."""
+    info = registry.model_info(model)
+    entry = dataclasses.replace(info.default_weights, sha256=sha256)
+    monkeypatch.setitem(registry._MODELS, model, dataclasses.replace(info, weights=(entry,)))
+
+
 def test_pinned_hash_mismatch_is_reported_and_removed(release, keras_home, monkeypatch):
     folder, _, _ = release
     source = weights.WEIGHTS[MODEL]
-    monkeypatch.setitem(weights.WEIGHTS, MODEL, dataclasses.replace(source, sha256="0" * 64))
+    pin(monkeypatch, MODEL, "0" * 64)
     with serve(folder) as server:
         monkeypatch.setenv(weights.MIRROR_VARIABLE, f"http://127.0.0.1:{server.server_port}")
         with pytest.raises(
@@ -125,7 +133,7 @@ def test_pinned_hash_accepts_the_right_file_and_refetches_a_bad_cache(
     folder, images, expected = release
     source = weights.WEIGHTS[MODEL]
     digest = weights.sha256_of(folder / source.file_name)
-    monkeypatch.setitem(weights.WEIGHTS, MODEL, dataclasses.replace(source, sha256=digest))
+    pin(monkeypatch, MODEL, digest)
     cached = keras_home / "models" / "eca_keras" / "upstream" / source.file_name
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"truncated")
@@ -171,9 +179,11 @@ def r18_checkpoint(tmp_path_factory):
     """An ECA-ResNet18 release checkpoint, and one with k=3333 instead of the released 3577."""
     folder = tmp_path_factory.mktemp("r18")
     released = folder / "eca_resnet18_k3577.pth.tar"
-    ref.save_release_checkpoint(ref.official_resnet(18), released, arch="eca_resnet18")
+    checkpoints.save_release_checkpoint(ref.official_resnet(18), released, arch="eca_resnet18")
     other = folder / "eca_resnet18_k3333.pth.tar"
-    ref.save_release_checkpoint(ref.official_resnet(18, (3, 3, 3, 3)), other, arch="eca_resnet18")
+    checkpoints.save_release_checkpoint(
+        ref.official_resnet(18, (3, 3, 3, 3)), other, arch="eca_resnet18"
+    )
     return released, other
 
 

@@ -1,42 +1,35 @@
-"""keras.applications-style constructors for the ECA-Net models.
+"""keras.applications-style constructors for the ECA-Net models, and the model registry.
 
 >>> from eca_keras.applications import ECAResNet50, preprocess_input, decode_predictions
 >>> model = ECAResNet50(weights=None)
+
+Importing this package registers every model family (their rows and constructors need neither
+Keras nor TensorFlow until a model is built); ``preprocess_input`` and ``decode_predictions``
+load on first use.
 """
 
-from eca_keras.applications.imagenet_utils import decode_predictions, preprocess_input
-from eca_keras.applications.mobilenet_v2 import ECAMobileNetV2
-from eca_keras.applications.registry import get_model, list_models, model_info
-from eca_keras.applications.resnet import (
-    ECAResNet18,
-    ECAResNet26T,
-    ECAResNet34,
-    ECAResNet50,
-    ECAResNet50D,
-    ECAResNet50T,
-    ECAResNet101,
-    ECAResNet101D,
-    ECAResNet152,
-    ECAResNet269D,
-    ECAResNetLight,
-)
+import importlib
 
-__all__ = [
-    "ECAMobileNetV2",
-    "ECAResNet18",
-    "ECAResNet26T",
-    "ECAResNet34",
-    "ECAResNet50",
-    "ECAResNet50D",
-    "ECAResNet50T",
-    "ECAResNet101",
-    "ECAResNet101D",
-    "ECAResNet152",
-    "ECAResNet269D",
-    "ECAResNetLight",
-    "decode_predictions",
-    "get_model",
-    "list_models",
-    "model_info",
-    "preprocess_input",
-]
+from eca_keras.applications.mobilenet_v2 import *  # noqa: F403 (the families' constructors)
+from eca_keras.applications.registry import get_model, list_models, model_info
+from eca_keras.applications.resnet import *  # noqa: F403
+
+_LAZY = {
+    "decode_predictions": "eca_keras.applications.imagenet_utils",
+    "preprocess_input": "eca_keras.applications.imagenet_utils",
+}
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def _constructors():
+    return sorted(model_info(name).constructor.__name__ for name in list_models())
+
+
+__all__ = [*_constructors(), *_LAZY, "get_model", "list_models", "model_info"]

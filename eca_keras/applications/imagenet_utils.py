@@ -13,8 +13,8 @@ import keras
 import numpy as np
 from keras import ops
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from eca_keras.preprocessing import IMAGENET_MEAN, IMAGENET_STD, normalize
+
 NUM_CLASSES = 1000
 
 
@@ -33,7 +33,6 @@ def preprocess_input(x, data_format=None):
             "`data_format` should be 'channels_last' or 'channels_first'. "
             f"Received: data_format={data_format}"
         )
-    is_numpy = isinstance(x, np.ndarray)
     rank = len(x.shape)
     channel_axis = -1 if data_format == "channels_last" else (0 if rank == 3 else 1)
     if x.shape[channel_axis] not in (3, None):  # None: a symbolic shape, checked downstream
@@ -41,14 +40,7 @@ def preprocess_input(x, data_format=None):
             f"`preprocess_input` expects 3 RGB channels on axis {channel_axis}. "
             f"Received an input of shape {tuple(x.shape)} with data_format={data_format}."
         )
-    shape = [1] * rank
-    shape[channel_axis] = 3
-    mean = np.reshape(np.asarray(IMAGENET_MEAN, "float32") * 255.0, shape)
-    std = np.reshape(np.asarray(IMAGENET_STD, "float32") * 255.0, shape)
-    if is_numpy:
-        return (x.astype("float32") - mean) / std
-    x = ops.cast(x, "float32")
-    return (x - ops.convert_to_tensor(mean)) / ops.convert_to_tensor(std)
+    return normalize(x, IMAGENET_MEAN, IMAGENET_STD, channel_axis)
 
 
 @functools.lru_cache(maxsize=1)

@@ -12,12 +12,10 @@ Layer names (block indices follow torchvision's ``features.N``, so ``block1`` is
   ``predictions``.
 """
 
-from keras import layers
-
-from eca_keras.applications import base
+from eca_keras.applications import constructors, registry
+from eca_keras.applications.registry import official_weights
 
 MODEL_NAME = "eca_mobilenet_v2"
-PARAMS = 3_504_903  # the released model's trainable parameters
 # (expansion t, output channels c, repeats n, first stride s), as in the MobileNetV2 paper.
 INVERTED_RESIDUAL_SETTING = (
     (1, 16, 1, 1),
@@ -44,45 +42,42 @@ def make_divisible(value, divisor=8):
 def _inverted_residual(
     x, in_channels, out_channels, stride, expansion, kernel_size, attention, name
 ):
+    from keras import layers
+
+    from eca_keras.applications import blocks
+
     y = x
     if expansion != 1:
-        y = base.conv_bn(y, in_channels * expansion, 1, 1, f"{name}_expand", activation="relu6")
-    y = base.conv_bn(y, None, 3, stride, f"{name}_dw", activation="relu6", depthwise=True)
+        y = blocks.conv_bn(y, in_channels * expansion, 1, 1, f"{name}_expand", activation="relu6")
+    y = blocks.conv_bn(y, None, 3, stride, f"{name}_dw", activation="relu6", depthwise=True)
     if attention:
-        y = base.conv_bn_eca(y, out_channels, 1, f"{name}_project", kernel_size, f"{name}_eca")
+        y = blocks.conv_bn_eca(y, out_channels, 1, f"{name}_project", kernel_size, f"{name}_eca")
     else:
-        y = base.conv_bn(y, out_channels, 1, 1, f"{name}_project", activation=None)
+        y = blocks.conv_bn(y, out_channels, 1, 1, f"{name}_project", activation=None)
     if stride == 1 and in_channels == out_channels:
         y = layers.Add(name=f"{name}_add")([x, y])
     return y
 
 
-def ECAMobileNetV2(
-    include_top=True,
-    weights="imagenet",
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name=MODEL_NAME,
-    kernel_sizes=None,
-    attention=True,
-    alpha=1.0,
-):
+def build_mobilenet_v2(model_name, *, kernel_sizes=None, attention=True, alpha=1.0, **arguments):
+    """Builds ECA-MobileNetV2; ``arguments`` are keras.applications'."""
+    from eca_keras.applications import blocks, builder
+
     if alpha <= 0:
         raise ValueError(f"`alpha` must be positive. Received: alpha={alpha}")
-    if weights == "imagenet" and alpha != 1.0:
+    if builder.pretrained_entry(model_name, arguments["weights"]) and alpha != 1.0:
         raise ValueError(
             "ImageNet weights exist only for `alpha=1.0` (the released ECA-MobileNetV2). "
             f"Received: alpha={alpha}"
         )
-    kernel_sizes = base.check_kernel_sizes(kernel_sizes, KERNEL_SIZES, MODEL_NAME)
-    base.check_pretrained_variant(weights, MODEL_NAME, attention, kernel_sizes, KERNEL_SIZES)
+    kernel_sizes = builder.check_kernel_sizes(kernel_sizes, KERNEL_SIZES, model_name)
+    builder.check_pretrained_variant(
+        arguments["weights"], model_name, attention, kernel_sizes, KERNEL_SIZES
+    )
 
     def body(inputs):
         channels = make_divisible(STEM_CHANNELS * alpha)
-        x = base.conv_bn(inputs, channels, 3, 2, "conv1", activation="relu6")
+        x = blocks.conv_bn(inputs, channels, 3, 2, "conv1", activation="relu6")
         index = 1
         rows = zip(INVERTED_RESIDUAL_SETTING, kernel_sizes, strict=True)
         for (expansion, c, repeats, stride), k in rows:
@@ -102,31 +97,60 @@ def ECAMobileNetV2(
                 channels = out_channels
                 index += 1
         last_channels = make_divisible(LAST_CHANNELS * max(1.0, alpha))
-        return base.conv_bn(x, last_channels, 1, 1, "top", activation="relu6")
+        return blocks.conv_bn(x, last_channels, 1, 1, "top", activation="relu6")
 
-    return base.build_application(
-        MODEL_NAME,
-        body,
-        include_top=include_top,
-        weights=weights,
-        input_tensor=input_tensor,
-        input_shape=input_shape,
-        pooling=pooling,
-        classes=classes,
-        classifier_activation=classifier_activation,
-        name=name,
-        default_size=224,
-        dropout_rate=DROPOUT_RATE,
+    return builder.build_application(
+        model_name, body, default_size=224, dropout_rate=DROPOUT_RATE, **arguments
     )
 
 
-ECAMobileNetV2.__doc__ = base.CONSTRUCTOR_DOC.format(
-    title="ECAMobileNetV2",
-    summary="The official ECA-Net release's MobileNetV2 (torchvision layout, width 1.0, "
-    "Dropout 0.25 before the classifier).",
-    default_shape="(224, 224, 3)",
-    unit="row of the inverted-residual table (7 rows)",
-    kernel_sizes=KERNEL_SIZES,
-    extra="\n    alpha: width multiplier, as in ``keras.applications.MobileNetV2``; ImageNet\n"
-    "        weights exist only for 1.0.",
+_SUMMARY = (
+    "The official ECA-Net release's MobileNetV2 (torchvision layout, width 1.0, "
+    "Dropout 0.25 before the classifier)."
 )
+_WEIGHTS = (
+    official_weights(
+        MODEL_NAME,
+        "eca_mobilenetv2_k13.pth.tar",
+        "1FxzeXPg1SJQZzVVH4HRjMeq_SVMfidUm",
+        72.56,
+        90.81,
+        baidu=("143B03YTGE2ogkPoCj3IorQ", "atpt"),
+    ),
+)
+ECAMobileNetV2 = constructors.make_constructor(
+    build_mobilenet_v2,
+    MODEL_NAME,
+    "ECAMobileNetV2",
+    constructors.constructor_doc(
+        "ECAMobileNetV2",
+        _SUMMARY,
+        224,
+        _WEIGHTS,
+        extra=constructors.KERNEL_SIZES_DOC.format(
+            unit="row of the inverted-residual table (7 rows)", kernel_sizes=KERNEL_SIZES
+        )
+        + constructors.ATTENTION_DOC
+        + "\n    alpha: width multiplier, as in ``keras.applications.MobileNetV2``; ImageNet\n"
+        "        weights exist only for 1.0.",
+    ),
+    extras=(("kernel_sizes", None), ("attention", True), ("alpha", 1.0)),
+    module=__name__,
+)
+registry.register(
+    registry.ModelInfo(
+        MODEL_NAME,
+        ECAMobileNetV2,
+        3_504_903,  # the released model's trainable parameters
+        default_size=224,
+        family="mobilenet_v2",
+        origin="official",
+        weights=_WEIGHTS,
+        head_dropout=DROPOUT_RATE,
+        keras_baseline="MobileNetV2",
+        reference="official",
+        summary=_SUMMARY,
+    )
+)
+
+__all__ = ["ECAMobileNetV2"]

@@ -1,8 +1,8 @@
 """ECA-ResNets: the official ECA-Net models and timm's ECA-ResNet variants, one builder.
 
-Every variant is a row of ``RESNET_VARIANTS``. The layout is torchvision's ResNet v1 with ECA after
-the last BatchNorm of each block, before the residual add; timm's variants add deep stems and
-average-pool shortcuts.
+Every variant is one :func:`register_resnet` row at the end of this file. The layout is
+torchvision's ResNet v1 with ECA after the last BatchNorm of each block, before the residual add;
+timm's variants add deep stems and average-pool shortcuts.
 
 Layer names (the contract that checkpoint converters map onto; ``S`` is the stage 2..5, ``B`` the
 block 1..n, as in ``keras.applications.ResNet50``):
@@ -19,9 +19,8 @@ block 1..n, as in ``keras.applications.ResNet50``):
 
 import dataclasses
 
-from keras import layers
-
-from eca_keras.applications import base
+from eca_keras.applications import constructors, registry
+from eca_keras.applications.registry import official_weights, timm_weights
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,39 +30,11 @@ class ResNetVariant:
     block: str  # "basic" (two 3x3 convs) or "bottleneck" (1x1, 3x3, 1x1 x4)
     layers: tuple  # blocks per stage
     kernel_sizes: tuple  # ECA kernel size per stage
-    params: int  # trainable parameters with the 1000-class head (the upstream count)
     stem: str = "plain"  # "plain" (7x7/2), "deep" (3x3 32-32-64), "deep_tiered" (3x3 24-32-64)
     avg_down: bool = False  # shortcut: AvgPool(2, ceil) -> 1x1 conv -> BN, instead of strided 1x1
-    default_size: int = 224  # input size the ImageNet weights are evaluated at
-    source: str = "official"  # "official" (BangguWu/ECANet) or "timm"
 
 
-RESNET_VARIANTS = {
-    "eca_resnet18": ResNetVariant("basic", (2, 2, 2, 2), (3, 5, 7, 7), 11_689_556),
-    "eca_resnet34": ResNetVariant("basic", (3, 4, 6, 3), (3, 3, 5, 7), 21_797_744),
-    "eca_resnet50": ResNetVariant("bottleneck", (3, 4, 6, 3), (3, 5, 5, 7), 25_557_112),
-    "eca_resnet101": ResNetVariant("bottleneck", (3, 4, 23, 3), (3, 3, 5, 7), 44_549_317),
-    "eca_resnet152": ResNetVariant("bottleneck", (3, 8, 36, 3), (3, 3, 5, 7), 60_193_042),
-    # timm: k from the block's output channels with k >= 3, i.e. 5, 5, 5, 7 for bottlenecks.
-    "ecaresnet26t": ResNetVariant(
-        "bottleneck", (2, 2, 2, 2), (5, 5, 5, 7), 16_011_916, "deep_tiered", True, 256, "timm"
-    ),
-    "ecaresnet50d": ResNetVariant(
-        "bottleneck", (3, 4, 6, 3), (5, 5, 5, 7), 25_576_350, "deep", True, 224, "timm"
-    ),
-    "ecaresnet50t": ResNetVariant(
-        "bottleneck", (3, 4, 6, 3), (5, 5, 5, 7), 25_573_814, "deep_tiered", True, 256, "timm"
-    ),
-    "ecaresnetlight": ResNetVariant(
-        "bottleneck", (1, 1, 11, 3), (5, 5, 5, 7), 30_162_046, "plain", True, 224, "timm"
-    ),
-    "ecaresnet101d": ResNetVariant(
-        "bottleneck", (3, 4, 23, 3), (5, 5, 5, 7), 44_568_563, "deep", True, 224, "timm"
-    ),
-    "ecaresnet269d": ResNetVariant(
-        "bottleneck", (3, 30, 48, 8), (5, 5, 5, 7), 102_093_077, "deep", True, 320, "timm"
-    ),
-}
+RESNET_VARIANTS = {}  # name -> ResNetVariant, filled by register_resnet
 
 STAGE_WIDTHS = (64, 128, 256, 512)
 STAGE_STRIDES = (1, 2, 2, 2)
@@ -72,26 +43,18 @@ EXPANSION = {"basic": 1, "bottleneck": 4}
 
 
 def _stem(x, stem):
+    from keras import layers
+
+    from eca_keras.applications import blocks
+
     if stem == "plain":
-        x = base.conv_bn(x, 64, 7, 2, "conv1")
+        x = blocks.conv_bn(x, 64, 7, 2, "conv1")
     else:
         first, second = DEEP_STEM_WIDTHS[stem]
-        x = base.conv_bn(x, first, 3, 2, "conv1_1")
-        x = base.conv_bn(x, second, 3, 1, "conv1_2")
-        x = layers.Conv2D(
-            64,
-            3,
-            padding="same",
-            use_bias=False,
-            kernel_initializer=base.conv_initializer(),
-            name="conv1_3_conv",
-        )(x)
-        x = layers.BatchNormalization(
-            axis=base.channel_axis(),
-            epsilon=base.BN_EPSILON,
-            momentum=base.BN_MOMENTUM,
-            name="conv1_bn",
-        )(x)
+        x = blocks.conv_bn(x, first, 3, 2, "conv1_1")
+        x = blocks.conv_bn(x, second, 3, 1, "conv1_2")
+        x = blocks.conv(64, 3, 1, "same", "conv1_3_conv")(x)
+        x = blocks.batch_norm("conv1_bn")(x)
         x = layers.ReLU(name="conv1_relu")(x)
     x = layers.ZeroPadding2D(1, name="pool1_pad")(x)
     # Zero padding equals PyTorch's -inf padding here: the input is a ReLU output (>= 0).
@@ -99,29 +62,37 @@ def _stem(x, stem):
 
 
 def _shortcut(x, filters, stride, avg_down, name):
+    from keras import layers
+
+    from eca_keras.applications import blocks
+
     if avg_down:
         if stride > 1:
             # "same" pooling = ceil_mode=True with count_include_pad=False (padding not counted).
             x = layers.AveragePooling2D(2, strides=stride, padding="same", name=f"{name}_0_pool")(x)
-        return base.conv_bn(x, filters, 1, 1, f"{name}_0", activation=None)
-    return base.conv_bn(x, filters, 1, stride, f"{name}_0", activation=None)
+        return blocks.conv_bn(x, filters, 1, 1, f"{name}_0", activation=None)
+    return blocks.conv_bn(x, filters, 1, stride, f"{name}_0", activation=None)
 
 
 def _block(x, variant, filters, stride, kernel_size, attention, needs_shortcut, name):
     """A basic or bottleneck block with ECA before the residual add."""
+    from keras import layers
+
+    from eca_keras.applications import blocks
+
     out_filters = filters * EXPANSION[variant.block]
     shortcut = _shortcut(x, out_filters, stride, variant.avg_down, name) if needs_shortcut else x
     if variant.block == "basic":
-        y = base.conv_bn(x, filters, 3, stride, f"{name}_1")
+        y = blocks.conv_bn(x, filters, 3, stride, f"{name}_1")
         last_kernel, last_name = 3, f"{name}_2"
     else:
-        y = base.conv_bn(x, filters, 1, 1, f"{name}_1")
-        y = base.conv_bn(y, filters, 3, stride, f"{name}_2")
+        y = blocks.conv_bn(x, filters, 1, 1, f"{name}_1")
+        y = blocks.conv_bn(y, filters, 3, stride, f"{name}_2")
         last_kernel, last_name = 1, f"{name}_3"
     if attention:
-        y = base.conv_bn_eca(y, out_filters, last_kernel, last_name, kernel_size, f"{name}_eca")
+        y = blocks.conv_bn_eca(y, out_filters, last_kernel, last_name, kernel_size, f"{name}_eca")
     else:
-        y = base.conv_bn(y, out_filters, last_kernel, 1, last_name, activation=None)
+        y = blocks.conv_bn(y, out_filters, last_kernel, 1, last_name, activation=None)
     y = layers.Add(name=f"{name}_add")([shortcut, y])
     return layers.ReLU(name=f"{name}_out")(y)
 
@@ -142,82 +113,253 @@ def _stages(x, variant, kernel_sizes, attention):
     return x
 
 
-def build_resnet(
-    model_name,
-    include_top=True,
-    weights="imagenet",
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name=None,
-    kernel_sizes=None,
-    attention=True,
-):
-    """Builds the registered ECA-ResNet ``model_name`` (a key of ``RESNET_VARIANTS``)."""
+def build_resnet(model_name, *, kernel_sizes=None, attention=True, **arguments):
+    """Builds the registered ECA-ResNet ``model_name``; ``arguments`` are keras.applications'."""
+    from eca_keras.applications import builder
+
     variant = RESNET_VARIANTS[model_name]
-    kernel_sizes = base.check_kernel_sizes(kernel_sizes, variant.kernel_sizes, model_name)
-    base.check_pretrained_variant(
-        weights, model_name, attention, kernel_sizes, variant.kernel_sizes
+    kernel_sizes = builder.check_kernel_sizes(kernel_sizes, variant.kernel_sizes, model_name)
+    builder.check_pretrained_variant(
+        arguments["weights"], model_name, attention, kernel_sizes, variant.kernel_sizes
     )
 
     def body(inputs):
         return _stages(_stem(inputs, variant.stem), variant, kernel_sizes, attention)
 
-    return base.build_application(
-        model_name,
-        body,
-        include_top=include_top,
-        weights=weights,
-        input_tensor=input_tensor,
-        input_shape=input_shape,
-        pooling=pooling,
-        classes=classes,
-        classifier_activation=classifier_activation,
-        name=name or model_name,
-        default_size=variant.default_size,
-    )
+    default_size = registry.model_info(model_name).default_size
+    return builder.build_application(model_name, body, default_size=default_size, **arguments)
 
 
-def _constructor(model_name, public_name, summary):
-    variant = RESNET_VARIANTS[model_name]
-    constructor = base.make_constructor(
-        build_resnet,
-        model_name,
+def register_resnet(name, public_name, variant, *, params, summary, weights=(), **facts):
+    """One row: registers ECA-ResNet ``name`` (``facts``: the other :class:`ModelInfo` fields,
+    ``default_size`` 224 unless given) and returns its public constructor."""
+    RESNET_VARIANTS[name] = variant
+    default_size = facts.setdefault("default_size", 224)
+    doc = constructors.constructor_doc(
         public_name,
-        title=public_name,
-        summary=summary,
-        kernel_sizes=variant.kernel_sizes,
-        default_size=variant.default_size,
+        summary,
+        default_size,
+        weights,
+        extra=constructors.KERNEL_SIZES_DOC.format(
+            unit="stage", kernel_sizes=tuple(variant.kernel_sizes)
+        )
+        + constructors.ATTENTION_DOC,
     )
-    constructor.__module__ = __name__
+    constructor = constructors.make_constructor(
+        build_resnet,
+        name,
+        public_name,
+        doc,
+        extras=(("kernel_sizes", None), ("attention", True)),
+        module=__name__,
+    )
+    registry.register(
+        registry.ModelInfo(
+            name,
+            constructor,
+            params,
+            family="resnet",
+            weights=weights,
+            summary=summary,
+            **facts,
+        )
+    )
     return constructor
 
 
 _OFFICIAL = "The official ECA-Net release (Wang et al., CVPR 2020): {}-layer ResNet v1 with ECA."
 _TIMM = "timm's {} (ECA-ResNet with {}), a stronger ImageNet training recipe."
+_OFFICIAL_FACTS = {"origin": "official", "reference": "official"}
+_TIMM_FACTS = {"origin": "timm", "reference": "timm"}
+# timm: k from the block's output channels with k >= 3, i.e. 5, 5, 5, 7 for bottlenecks.
+_TIMM_K = (5, 5, 5, 7)
 
-ECAResNet18 = _constructor("eca_resnet18", "ECAResNet18", _OFFICIAL.format(18))
-ECAResNet34 = _constructor("eca_resnet34", "ECAResNet34", _OFFICIAL.format(34))
-ECAResNet50 = _constructor("eca_resnet50", "ECAResNet50", _OFFICIAL.format(50))
-ECAResNet101 = _constructor("eca_resnet101", "ECAResNet101", _OFFICIAL.format(101))
-ECAResNet152 = _constructor("eca_resnet152", "ECAResNet152", _OFFICIAL.format(152))
-ECAResNet26T = _constructor(
-    "ecaresnet26t", "ECAResNet26T", _TIMM.format("ecaresnet26t", "a tiered deep stem")
+ECAResNet18 = register_resnet(
+    "eca_resnet18",
+    "ECAResNet18",
+    ResNetVariant("basic", (2, 2, 2, 2), (3, 5, 7, 7)),
+    params=11_689_556,
+    summary=_OFFICIAL.format(18),
+    weights=[
+        official_weights(
+            "eca_resnet18",
+            "eca_resnet18_k3577.pth.tar",
+            "1LMRFRTyzVifGBi2MUpTuYEWW44S8mwyl",
+            70.92,
+            89.93,
+            baidu=("1Bh9J7VY2tYj5oEvEEqvdhQ", "utsy"),
+        )
+    ],
+    **_OFFICIAL_FACTS,
 )
-ECAResNet50D = _constructor(
-    "ecaresnet50d", "ECAResNet50D", _TIMM.format("ecaresnet50d", "a deep stem, avg-down")
+ECAResNet34 = register_resnet(
+    "eca_resnet34",
+    "ECAResNet34",
+    ResNetVariant("basic", (3, 4, 6, 3), (3, 3, 5, 7)),
+    params=21_797_744,
+    summary=_OFFICIAL.format(34),
+    weights=[
+        official_weights(
+            "eca_resnet34",
+            "eca_resnet34_k3357.pth.tar",
+            "15LV5Jkea3GPzvLP5__H7Gg88oNQUxBDE",
+            74.21,
+            91.83,
+            baidu=("1FFVUBbbJfNNFhyiZZ2P2AQ", "o4dh"),
+        )
+    ],
+    **_OFFICIAL_FACTS,
 )
-ECAResNet50T = _constructor(
-    "ecaresnet50t", "ECAResNet50T", _TIMM.format("ecaresnet50t", "a tiered deep stem")
+ECAResNet50 = register_resnet(
+    "eca_resnet50",
+    "ECAResNet50",
+    ResNetVariant("bottleneck", (3, 4, 6, 3), (3, 5, 5, 7)),
+    params=25_557_112,
+    summary=_OFFICIAL.format(50),
+    weights=[
+        official_weights(
+            "eca_resnet50",
+            "eca_resnet50_k3557.pth.tar",
+            "1670rce333c_lyMWFzBlNZoVUvtxbCF_U",
+            77.42,
+            93.62,
+            baidu=("18LXDcxy8qG66h-7FlWW4SA", "no6u"),
+        )
+    ],
+    keras_baseline="ResNet50",
+    **_OFFICIAL_FACTS,
 )
-ECAResNetLight = _constructor(
-    "ecaresnetlight", "ECAResNetLight", _TIMM.format("ecaresnetlight", "1-1-11-3 blocks")
+ECAResNet101 = register_resnet(
+    "eca_resnet101",
+    "ECAResNet101",
+    ResNetVariant("bottleneck", (3, 4, 23, 3), (3, 3, 5, 7)),
+    params=44_549_317,
+    summary=_OFFICIAL.format(101),
+    weights=[
+        official_weights(
+            "eca_resnet101",
+            "eca_resnet101_k3357.pth.tar",
+            "1b5FQ8yDFnZ_UhvWT9txmjI_LjbKkgnvC",
+            78.65,
+            94.34,
+            baidu=("1-ageRP2tku-YSIOqU09WpA", "iov1"),
+        )
+    ],
+    keras_baseline="ResNet101",
+    **_OFFICIAL_FACTS,
 )
-ECAResNet101D = _constructor(
-    "ecaresnet101d", "ECAResNet101D", _TIMM.format("ecaresnet101d", "a deep stem, avg-down")
+ECAResNet152 = register_resnet(
+    "eca_resnet152",
+    "ECAResNet152",
+    ResNetVariant("bottleneck", (3, 8, 36, 3), (3, 3, 5, 7)),
+    params=60_193_042,
+    summary=_OFFICIAL.format(152),
+    weights=[
+        official_weights(
+            "eca_resnet152",
+            "eca_resnet152_k3357.pth.tar",
+            "1_bYnaOg9ptsILC_iC7uQ5Izv-u2rjYG5",
+            78.92,
+            94.55,
+            baidu=("1tPxHAltlcpI93CXUkW9ZOQ", "xaft"),
+        )
+    ],
+    keras_baseline="ResNet152",
+    **_OFFICIAL_FACTS,
 )
-ECAResNet269D = _constructor(
-    "ecaresnet269d", "ECAResNet269D", _TIMM.format("ecaresnet269d", "a deep stem, avg-down")
+ECAResNet26T = register_resnet(
+    "ecaresnet26t",
+    "ECAResNet26T",
+    ResNetVariant("bottleneck", (2, 2, 2, 2), _TIMM_K, "deep_tiered", True),
+    params=16_011_916,
+    default_size=256,
+    summary=_TIMM.format("ecaresnet26t", "a tiered deep stem"),
+    weights=[
+        timm_weights(
+            "ecaresnet26t", "ra2_in1k", 256, 0.875, 78.894, 94.548, (320, 0.95, 79.900, 95.070)
+        )
+    ],
+    **_TIMM_FACTS,
 )
+ECAResNet50D = register_resnet(
+    "ecaresnet50d",
+    "ECAResNet50D",
+    ResNetVariant("bottleneck", (3, 4, 6, 3), _TIMM_K, "deep", True),
+    params=25_576_350,
+    summary=_TIMM.format("ecaresnet50d", "a deep stem, avg-down"),
+    weights=[
+        timm_weights(
+            "ecaresnet50d", "miil_in1k", 224, 0.875, 80.634, 95.310, (288, 0.95, 81.648, 95.884)
+        )
+    ],
+    keras_baseline="ResNet50",
+    **_TIMM_FACTS,
+)
+ECAResNet50T = register_resnet(
+    "ecaresnet50t",
+    "ECAResNet50T",
+    ResNetVariant("bottleneck", (3, 4, 6, 3), _TIMM_K, "deep_tiered", True),
+    params=25_573_814,
+    default_size=256,
+    summary=_TIMM.format("ecaresnet50t", "a tiered deep stem"),
+    weights=[
+        timm_weights(
+            "ecaresnet50t", "ra2_in1k", 256, 0.875, 81.450, 95.678, (320, 0.95, 82.370, 96.120)
+        ),
+        timm_weights(
+            "ecaresnet50t", "a1_in1k", 224, 0.95, 81.282, 95.150, (288, 1.0, 82.110, 95.654)
+        ),
+        timm_weights(
+            "ecaresnet50t", "a2_in1k", 224, 0.95, 80.884, 95.022, (288, 1.0, 81.682, 95.524)
+        ),
+        timm_weights(
+            "ecaresnet50t", "a3_in1k", 160, 0.95, 77.786, 93.620, (224, 0.95, 79.548, 94.710)
+        ),
+    ],
+    keras_baseline="ResNet50",
+    **_TIMM_FACTS,
+)
+ECAResNetLight = register_resnet(
+    "ecaresnetlight",
+    "ECAResNetLight",
+    ResNetVariant("bottleneck", (1, 1, 11, 3), _TIMM_K, "plain", True),
+    params=30_162_046,
+    summary=_TIMM.format("ecaresnetlight", "1-1-11-3 blocks"),
+    weights=[
+        timm_weights(
+            "ecaresnetlight", "miil_in1k", 224, 0.875, 80.454, 95.248, (288, 0.95, 81.430, 95.790)
+        )
+    ],
+    keras_baseline="ResNet50",
+    **_TIMM_FACTS,
+)
+ECAResNet101D = register_resnet(
+    "ecaresnet101d",
+    "ECAResNet101D",
+    ResNetVariant("bottleneck", (3, 4, 23, 3), _TIMM_K, "deep", True),
+    params=44_568_563,
+    summary=_TIMM.format("ecaresnet101d", "a deep stem, avg-down"),
+    weights=[
+        timm_weights(
+            "ecaresnet101d", "miil_in1k", 224, 0.875, 82.180, 96.062, (288, 0.95, 83.006, 96.524)
+        )
+    ],
+    keras_baseline="ResNet101",
+    **_TIMM_FACTS,
+)
+ECAResNet269D = register_resnet(
+    "ecaresnet269d",
+    "ECAResNet269D",
+    ResNetVariant("bottleneck", (3, 30, 48, 8), _TIMM_K, "deep", True),
+    params=102_093_077,
+    default_size=320,
+    summary=_TIMM.format("ecaresnet269d", "a deep stem, avg-down"),
+    weights=[
+        timm_weights(
+            "ecaresnet269d", "ra2_in1k", 320, 0.95, 84.724, 97.180, (352, 1.0, 84.968, 97.224)
+        )
+    ],
+    **_TIMM_FACTS,
+)
+
+__all__ = [registry.model_info(name).constructor.__name__ for name in RESNET_VARIANTS]

@@ -1,7 +1,8 @@
-"""The ImageNet weight registry (data) and ``weights=`` loading for every constructor.
+"""``weights=`` for every constructor: download, hash, cache and convert registered weights once.
 
-Each entry names where an upstream checkpoint is hosted, its hash where known, its format, the
-published accuracy, and the evaluation preprocessing that reproduces that accuracy.
+The weight entries themselves are rows of the family modules (:class:`registry.WeightEntry`: where
+an upstream checkpoint is hosted, its hash where known, its format, the published accuracy, the
+evaluation transform).
 
 ``weights="imagenet"`` downloads the upstream file once with ``keras.utils.get_file`` (progress
 bar, cache under ``$KERAS_HOME/models/eca_keras``), checks its sha256 when the registry pins one,
@@ -10,145 +11,40 @@ file without touching the network. ``ECA_KERAS_WEIGHTS_MIRROR`` (a base URL or a
 replaces every upstream host: the file is read from ``<mirror>/<file name>``.
 """
 
-import dataclasses
 import hashlib
 import os
 import pathlib
 import warnings
 
-import keras
+from eca_keras.applications import registry
+from eca_keras.preprocessing import EvalConfig  # noqa: F401 (its home before 0.2)
 
-IMAGENET_MEAN_STD = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 MIRROR_VARIABLE = "ECA_KERAS_WEIGHTS_MIRROR"
 CACHE_SUBDIR = os.path.join("models", "eca_keras")
 
 
-@dataclasses.dataclass(frozen=True)
-class EvalConfig:
-    """How the published accuracy was measured: resize to ``input_size / crop_pct``, center crop."""
-
-    input_size: int = 224
-    crop_pct: float = 0.875
-    interpolation: str = "bilinear"
-    mean: tuple = IMAGENET_MEAN_STD[0]
-    std: tuple = IMAGENET_MEAN_STD[1]
-
-
-@dataclasses.dataclass(frozen=True)
-class WeightSource:
-    """One hosted checkpoint of one model."""
-
-    model: str
-    tag: str  # "official" for BangguWu/ECANet, timm's pretrained tag otherwise
-    file_name: str  # also the name looked up under ECA_KERAS_WEIGHTS_MIRROR
-    url: str
-    format: str  # "official_pth" (torch pickle) or "timm_safetensors"
-    top1: float
-    top5: float | None
-    eval: EvalConfig
-    sha256: str | None = None  # None: not pinned yet (the upstream host publishes none)
-
-    @property
-    def name(self):
-        return f"{self.model}.{self.tag}"
-
-
-def _google_drive(file_id):
-    # The usercontent endpoint with confirm=t skips Drive's virus-scan page for large files.
-    return f"https://drive.usercontent.google.com/download?id={file_id}&export=download&confirm=t"
-
-
-def _official(model, file_name, drive_id, top1, top5):
-    return WeightSource(
-        model,
-        "official",
-        file_name,
-        _google_drive(drive_id),
-        "official_pth",
-        top1,
-        top5,
-        EvalConfig(),
-    )
-
-
-def _timm(model, tag, top1, input_size=224, crop_pct=0.875):
-    arch = f"{model}.{tag}"
-    return WeightSource(
-        model,
-        tag,
-        f"{arch}.safetensors",
-        f"https://huggingface.co/timm/{arch}/resolve/main/model.safetensors",
-        "timm_safetensors",
-        top1,
-        None,
-        EvalConfig(input_size, crop_pct, "bicubic"),
-    )
-
-
-WEIGHTS = {
-    source.model: source
-    for source in (
-        _official(
-            "eca_resnet18",
-            "eca_resnet18_k3577.pth.tar",
-            "1LMRFRTyzVifGBi2MUpTuYEWW44S8mwyl",
-            70.92,
-            89.93,
-        ),
-        _official(
-            "eca_resnet34",
-            "eca_resnet34_k3357.pth.tar",
-            "15LV5Jkea3GPzvLP5__H7Gg88oNQUxBDE",
-            74.21,
-            91.83,
-        ),
-        _official(
-            "eca_resnet50",
-            "eca_resnet50_k3557.pth.tar",
-            "1670rce333c_lyMWFzBlNZoVUvtxbCF_U",
-            77.42,
-            93.62,
-        ),
-        _official(
-            "eca_resnet101",
-            "eca_resnet101_k3357.pth.tar",
-            "1b5FQ8yDFnZ_UhvWT9txmjI_LjbKkgnvC",
-            78.65,
-            94.34,
-        ),
-        _official(
-            "eca_resnet152",
-            "eca_resnet152_k3357.pth.tar",
-            "1_bYnaOg9ptsILC_iC7uQ5Izv-u2rjYG5",
-            78.92,
-            94.55,
-        ),
-        _official(
-            "eca_mobilenet_v2",
-            "eca_mobilenetv2_k13.pth.tar",
-            "1FxzeXPg1SJQZzVVH4HRjMeq_SVMfidUm",
-            72.56,
-            90.81,
-        ),
-        _timm("ecaresnet26t", "ra2_in1k", 78.89, input_size=256),
-        _timm("ecaresnet50d", "miil_in1k", 80.63),
-        _timm("ecaresnet50t", "ra2_in1k", 81.45, input_size=256),
-        _timm("ecaresnetlight", "miil_in1k", 80.45),
-        _timm("ecaresnet101d", "miil_in1k", 82.18),
-        _timm("ecaresnet269d", "ra2_in1k", 84.72, input_size=320, crop_pct=0.95),
-    )
-}
+def __getattr__(name):
+    if name == "WEIGHTS":  # {model: its default WeightEntry}, as the registry holds them now
+        return {
+            model: registry.model_info(model).default_weights
+            for model in registry.list_models()
+            if registry.model_info(model).weights
+        }
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def weight_source(model_name):
-    """The registry entry of ``model_name``'s ImageNet weights."""
-    try:
-        return WEIGHTS[model_name]
-    except KeyError:
+    """The default ImageNet :class:`~registry.WeightEntry` of ``model_name``."""
+    info = registry.model_info(model_name)
+    if not info.weights:
+        with_weights = [
+            name for name in registry.list_models() if registry.model_info(name).weights
+        ]
         raise ValueError(
             f"No ImageNet weights are registered for {model_name!r}. "
-            f"Models with weights: {', '.join(sorted(WEIGHTS))}."
-        ) from None
+            f"Models with weights: {', '.join(sorted(with_weights))}."
+        )
+    return info.default_weights
 
 
 class WeightsDownloadError(OSError):
@@ -215,6 +111,8 @@ def download_upstream(source):
     if os.path.exists(path) and not (source.sha256 or _recorded_hash_ok(path)):
         _discard(path, "Cached upstream weights do not match the hash recorded at download")
     url = source_url(source)
+    import keras
+
     try:
         path = keras.utils.get_file(
             fname=source.file_name,
@@ -242,6 +140,19 @@ def download_upstream(source):
     return path
 
 
+def check_weights_output(output):
+    """Refuses an output name Keras cannot save weights to, before any conversion is done."""
+    output = os.fspath(output)
+    if not output.endswith(".weights.h5"):
+        raise ValueError(f"The output file name must end in '.weights.h5'. Received: {output}")
+    folder = os.path.dirname(os.path.abspath(output))
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise ValueError(f"{folder} is a file, not a folder for {os.path.basename(output)}")
+    if os.path.isdir(output):
+        raise ValueError(f"{output} is a folder")
+    return output
+
+
 def convert_checkpoint(model_name, checkpoint, output):
     """Converts an upstream checkpoint of ``model_name`` into a Keras ``.weights.h5`` file.
 
@@ -250,14 +161,12 @@ def convert_checkpoint(model_name, checkpoint, output):
     to a temporary name and renamed, so a failed conversion leaves nothing half-written.
     Returns ``(output, sha256, report)``.
     """
-    from eca_keras.applications.registry import get_model
     from eca_keras.convert import apply_checkpoint
 
-    output = os.fspath(output)
-    if not output.endswith(".weights.h5"):
-        raise ValueError(f"The output file name must end in '.weights.h5'. Received: {output}")
-    model = get_model(model_name, weights=None)
-    report = apply_checkpoint(model, checkpoint)
+    output = check_weights_output(output)
+    info = registry.model_info(model_name)
+    model = info.constructor(weights=None)
+    report = apply_checkpoint(model, checkpoint, family=info.family)
     folder = os.path.dirname(os.path.abspath(output))
     os.makedirs(folder, exist_ok=True)
     temporary = os.path.join(folder, f".partial-{os.getpid()}-{os.path.basename(output)}")
@@ -270,9 +179,14 @@ def convert_checkpoint(model_name, checkpoint, output):
     return output, sha256_of(output), report
 
 
-def imagenet_weights_path(model_name):
-    """The converted ImageNet ``.weights.h5`` of ``model_name``, fetched and converted if needed."""
-    source = weight_source(model_name)
+def imagenet_weights_path(model_name, tag=None):
+    """The converted ``.weights.h5`` of ``model_name``'s registered weights ``tag`` (default: its
+    ``"imagenet"`` entry), fetched and converted if needed."""
+    source = (
+        weight_source(model_name)
+        if tag is None
+        else registry.model_info(model_name).weight_entry(tag)
+    )
     converted = os.path.join(cache_dir(), f"{source.name}.weights.h5")
     if os.path.exists(converted):
         if _recorded_hash_ok(converted):
@@ -296,14 +210,19 @@ def is_upstream_checkpoint(path):
 
 
 def load_model_weights(model, model_name, weights):
-    """Loads ``weights`` ("imagenet", a ``.weights.h5``, an upstream checkpoint) into ``model``."""
+    """Loads ``weights`` into ``model``: ``"imagenet"`` or another registered tag of
+    ``model_name``, a ``.weights.h5``, or an upstream checkpoint (converted on the fly)."""
+    info = registry.model_info(model_name)
     if weights == "imagenet":
         model.load_weights(imagenet_weights_path(model_name))
+        return
+    if isinstance(weights, str) and any(weights in (e.tag, e.name) for e in info.weights):
+        model.load_weights(imagenet_weights_path(model_name, weights))
         return
     weights = os.fspath(weights)
     if is_upstream_checkpoint(weights):
         from eca_keras.convert import apply_checkpoint
 
-        apply_checkpoint(model, weights)
+        apply_checkpoint(model, weights, family=info.family)
     else:
         model.load_weights(weights)

@@ -1,8 +1,24 @@
 """Speed and memory of the ECA models side by side with their plain twins, keras.applications
-and the PyTorch reference (``eca-keras benchmark``)."""
+and the PyTorch reference (``eca-keras benchmark``): the harness every benchmark script uses.
 
-from eca_keras.benchmark.report import markdown
-from eca_keras.benchmark.suite import Settings, run
-from eca_keras.benchmark.timing import Timing, compare
+Attributes load lazily: describing a run (:class:`Settings`) needs no TensorFlow.
+"""
 
-__all__ = ["Settings", "Timing", "compare", "markdown", "run"]
+import importlib
+
+_LAZY = {
+    "Settings": "eca_keras.benchmark.settings",
+    "Timing": "eca_keras.benchmark.timing",
+    "compare": "eca_keras.benchmark.timing",
+    "markdown": "eca_keras.benchmark.report",
+    "run": "eca_keras.benchmark.suite",
+}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value

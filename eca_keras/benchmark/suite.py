@@ -10,47 +10,9 @@ import platform
 
 import keras
 
-from eca_keras.applications import list_models
 from eca_keras.benchmark import memory, peak, timing, workloads
+from eca_keras.benchmark.settings import Settings
 from eca_keras.complexity import count_macs
-
-
-@dataclasses.dataclass(frozen=True)
-class Settings:
-    """What to measure. ``size=None`` uses each model's default input size."""
-
-    models: tuple = ("eca_resnet50",)
-    modes: tuple = ("inference",)
-    batch_sizes: tuple = (1, 8)
-    xla: tuple = (True, False)
-    size: int = None
-    rounds: int = 5
-    min_round_seconds: float = 1.0
-    keras_baselines: bool = True
-    torch: bool = False
-    memory: bool = False
-    threads: int = None  # TensorFlow's and PyTorch's thread count; default: every core
-    twins: bool = True  # time ECA against its plain twin (and keras.applications)
-
-    def __post_init__(self):
-        unknown = [name for name in self.models if name not in list_models()]
-        if unknown:
-            raise ValueError(
-                f"Unknown model(s) {unknown}. Registered models: {', '.join(list_models())}."
-            )
-        bad_modes = [mode for mode in self.modes if mode not in workloads.MODES]
-        if bad_modes or not self.modes:
-            raise ValueError(f"`modes` must be among {workloads.MODES}. Received: {self.modes}")
-        if not self.batch_sizes or any(int(b) < 1 for b in self.batch_sizes):
-            raise ValueError(f"Batch sizes must be positive. Received: {self.batch_sizes}")
-        if not self.xla:
-            raise ValueError("`xla` needs at least one of True / False.")
-        if self.size is not None and self.size < 32:
-            raise ValueError(f"`size` must be at least 32. Received: size={self.size}")
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"`threads` must be positive. Received: threads={self.threads}")
-        if self.rounds < 1:
-            raise ValueError(f"`rounds` must be at least 1. Received: rounds={self.rounds}")
 
 
 def machine():
@@ -96,8 +58,10 @@ class _Progress:
         self.log(f"[{self.done}/{self.total}] {message}")
 
 
-def run(settings=Settings(), log=print):
-    """Measures everything ``settings`` asks for; returns the results as a JSON-ready dict."""
+def run(settings=None, log=print):
+    """Measures everything ``settings`` asks for (default: :class:`Settings`'s defaults);
+    returns the results as a JSON-ready dict."""
+    settings = settings or Settings()
     workloads.check_backend()
     tf_threads = workloads.use_threads(settings.threads or workloads.cpu_threads())
     threads = {"tensorflow": tf_threads, "torch": settings.threads or tf_threads}
@@ -114,7 +78,7 @@ def run(settings=Settings(), log=print):
         for name in settings.models
         for mode in settings.modes
         for batch in settings.batch_sizes
-        if settings.torch and name in workloads.TORCH_MODELS
+        if settings.torch and name in workloads.torch_models()
     ]
     memory_runs = [
         (name, variant, batch, xla)
@@ -157,7 +121,7 @@ def run(settings=Settings(), log=print):
 
 def _variants(name, settings):
     variants = ["eca", "plain"]
-    if settings.keras_baselines and name in workloads.KERAS_BASELINES:
+    if settings.keras_baselines and workloads.keras_baseline(name):
         variants.append("keras")
     return variants
 
@@ -174,7 +138,7 @@ def _keras_group(name, mode, batch, xla, settings, peak_gflops):
     rates = {variant: round(t.throughput(batch), 3) for variant, t in timings.items()}
     row = {
         "model": name,
-        "baseline": workloads.KERAS_BASELINES.get(name) if "keras" in rates else None,
+        "baseline": workloads.keras_baseline(name) if "keras" in rates else None,
         "mode": mode,
         "batch": batch,
         "size": size,

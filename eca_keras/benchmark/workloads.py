@@ -9,29 +9,18 @@ import os
 import keras
 import numpy as np
 
-from eca_keras.applications import get_model, model_info, preprocess_input
+from eca_keras.applications import get_model, list_models, model_info, preprocess_input
+from eca_keras.benchmark.settings import MODES
 
-# keras.applications models that a registered model is measured against (same depth and family).
-KERAS_BASELINES = {
-    "eca_resnet50": "ResNet50",
-    "eca_resnet101": "ResNet101",
-    "eca_resnet152": "ResNet152",
-    "ecaresnet50d": "ResNet50",
-    "ecaresnet50t": "ResNet50",
-    "ecaresnetlight": "ResNet50",
-    "ecaresnet101d": "ResNet101",
-    "eca_mobilenet_v2": "MobileNetV2",
-}
-# The official models the PyTorch reference re-implements: name -> torch_reference builder args.
-TORCH_MODELS = {
-    "eca_resnet18": ("official_resnet", 18),
-    "eca_resnet34": ("official_resnet", 34),
-    "eca_resnet50": ("official_resnet", 50),
-    "eca_resnet101": ("official_resnet", 101),
-    "eca_resnet152": ("official_resnet", 152),
-    "eca_mobilenet_v2": ("official_mobilenet_v2",),
-}
-MODES = ("inference", "training")
+
+def keras_baseline(name):
+    """The ``keras.applications`` model a registered model is measured against, or None."""
+    return model_info(name).keras_baseline
+
+
+def torch_models():
+    """The registered models with a PyTorch reference to race (the official re-implementation)."""
+    return [name for name in list_models() if model_info(name).reference == "official"]
 
 
 def check_backend():
@@ -82,7 +71,7 @@ def build_keras(name, size, variant):
     ``keras.applications`` counterpart); random weights, 1000 classes."""
     shape = (size, size, 3)
     if variant == "keras":
-        constructor = getattr(keras.applications, KERAS_BASELINES[name])
+        constructor = getattr(keras.applications, keras_baseline(name))
         return constructor(weights=None, input_shape=shape)
     return get_model(name, weights=None, input_shape=shape, attention=variant == "eca")
 
@@ -122,17 +111,14 @@ def torch_step(name, mode, batch, size, attention=True, threads=None):
         raise ImportError(
             "The PyTorch rival needs torch: pip install 'eca_keras[benchmark]'"
         ) from None
-    from eca_keras import torch_reference
+    from eca_keras.testing.references import reference_model
 
-    if name not in TORCH_MODELS:
+    if name not in torch_models():
         raise ValueError(
-            f"No PyTorch reference for {name!r}. It exists for: {', '.join(TORCH_MODELS)}."
+            f"No PyTorch reference for {name!r}. It exists for: {', '.join(torch_models())}."
         )
-    builder, *args = TORCH_MODELS[name]
     torch.set_num_threads(threads or cpu_threads())
-    model = getattr(torch_reference, builder)(*args)
-    if not attention:
-        torch_reference.without_attention(model)
+    model = reference_model(name, attention)
     images, labels = batch_of_images(batch, size)
     images = torch.from_numpy(images.transpose(0, 3, 1, 2).copy())
     labels = torch.from_numpy(labels).long()

@@ -1,12 +1,13 @@
 """Copying an upstream (PyTorch-layout) state dict into a Keras model, keys and shapes checked."""
 
 import dataclasses
+import importlib
 import os
 
 import keras
 import numpy as np
 
-from eca_keras.convert.names import upstream_names
+from eca_keras.applications import registry
 from eca_keras.convert.torch_checkpoint import read_state_dict
 from eca_keras.layers import ECA, DescriptorBatchNormalization
 
@@ -44,8 +45,33 @@ class ConversionReport:
     unused_keys: list
 
 
-def _layout(layer):
-    for cls, layout in _LAYOUTS.items():
+def name_map(family):
+    """The converter module of a model family: ``eca_keras.convert.<family>``, with
+    ``upstream_names(layer_names, state_keys)``, ``matches(state_keys)`` and optionally
+    ``LAYOUTS`` for the family's own layer classes."""
+    try:
+        return importlib.import_module(f"eca_keras.convert.{family}")
+    except ModuleNotFoundError:
+        raise WeightMismatchError(f"No checkpoint converter exists for family {family!r}") from None
+
+
+def _family_of(model, state_keys):
+    """The family of ``model``: the registry's when the model has a registered name, else the
+    first family whose converter recognises the checkpoint's keys."""
+    if registry.is_registered(model.name):
+        return registry.model_info(model.name).family
+    families = dict.fromkeys(registry.model_info(name).family for name in registry.list_models())
+    for family in families:
+        if name_map(family).matches(state_keys):
+            return family
+    raise WeightMismatchError(
+        f"Cannot tell which family the model {model.name!r} belongs to; pass family= "
+        f"(one of {', '.join(families)})"
+    )
+
+
+def _layout(layer, converter):
+    for cls, layout in {**getattr(converter, "LAYOUTS", {}), **_LAYOUTS}.items():
         if type(layer) is cls:
             return layout
     raise WeightMismatchError(
@@ -68,16 +94,19 @@ def read_checkpoint(path):
     return read_state_dict(path)
 
 
-def apply_state_dict(model, state_dict, allow_unused=False):
+def apply_state_dict(model, state_dict, allow_unused=False, family=None):
     """Copies ``state_dict`` into ``model`` (any model built by ``eca_keras.applications``).
 
     Every Keras layer with weights must find its keys with exactly the right shapes; otherwise a
     :class:`WeightMismatchError` names the key and both shapes (in PyTorch's layout). Keys the
     model does not use are an error too, except the classifier of a model built with
     ``include_top=False`` and BatchNorm step counters; ``allow_unused=True`` only reports them.
+    ``family`` (``"resnet"``, ``"mobilenet_v2"``, ...) picks the name map; by default the
+    registry's family of ``model.name``, else the one that recognises the keys.
     """
+    converter = name_map(family or _family_of(model, list(state_dict)))
     weighted = [layer for layer in model.layers if layer.weights]
-    mapping = upstream_names([layer.name for layer in weighted], state_dict)
+    mapping = converter.upstream_names([layer.name for layer in weighted], list(state_dict))
     include_top = any(layer.name == "predictions" for layer in weighted)
     used, missing = set(), []
     assignments = []
@@ -86,7 +115,9 @@ def apply_state_dict(model, state_dict, allow_unused=False):
         if prefix is None:
             raise WeightMismatchError(f"Layer {layer.name!r} has no upstream name in the name map")
         arrays = []
-        for (param, to_keras), variable in zip(_layout(layer), layer.weights, strict=True):
+        for (param, to_keras), variable in zip(
+            _layout(layer, converter), layer.weights, strict=True
+        ):
             key = f"{prefix}.{param}"
             if key not in state_dict:
                 missing.append(key)
@@ -123,9 +154,9 @@ def apply_state_dict(model, state_dict, allow_unused=False):
     return ConversionReport(len(assignments), len(used), unused)
 
 
-def apply_checkpoint(model, path, allow_unused=False):
+def apply_checkpoint(model, path, allow_unused=False, family=None):
     """Reads an upstream checkpoint file and copies it into ``model``; returns the report."""
-    return apply_state_dict(model, read_checkpoint(path), allow_unused=allow_unused)
+    return apply_state_dict(model, read_checkpoint(path), allow_unused=allow_unused, family=family)
 
 
 def _to_upstream_shape(layer_class, param, keras_shape):

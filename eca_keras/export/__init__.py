@@ -8,9 +8,9 @@ Every artifact takes uint8 RGB pixels at the model's input size (the normalisati
 and returns class probabilities; see :func:`export` for the formats and the checks.
 """
 
-from eca_keras.export.artifacts import load_artifact, read_metadata
-from eca_keras.export.convert import QUANTIZATIONS, ExportError, check_builtin_ops, operator_counts
+from eca_keras.artifacts import load_artifact, read_metadata
 from eca_keras.export.exporter import FORMATS, ExportResult, default_output, export
+from eca_keras.export.tflite import QUANTIZATIONS, ExportError, check_builtin_ops, operator_counts
 from eca_keras.export.verify import BOUNDS, VerificationError
 
 __all__ = [

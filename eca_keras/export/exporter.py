@@ -1,25 +1,29 @@
 """``export()``: one artifact written, verified on held-out images, then put in place.
 
-The artifact is built in a temporary folder beside ``output``, run on held-out images and
-compared with the Keras model (:mod:`eca_keras.export.verify`); only an artifact within its
-bounds is moved to ``output``, with its labels file and JSON sidecar. A failed export leaves
-whatever was at ``output`` untouched.
+The output path is checked before any work: an existing file or non-empty folder is refused
+unless ``overwrite``, and even then only an earlier export of this package is replaced, never a
+folder it did not write. The artifact is built in a temporary folder beside ``output``, run on
+held-out images and compared with the Keras model (:mod:`eca_keras.export.verify`); only an
+artifact within its bounds is moved to ``output``, with its labels file and JSON sidecar. A failed
+export leaves whatever was at ``output`` untouched.
 """
 
 import dataclasses
 import json
 import os
-import shutil
 import tempfile
 
 import numpy as np
 
-from eca_keras.export import artifacts, convert, verify
-from eca_keras.export.source import resolve_source
+from eca_keras import artifacts, models, runs
+from eca_keras.export import saved_model, tflite, verify
+from eca_keras.preprocessing import eval_pixels
 
 FORMATS = ("saved_model", "tflite")
 DEFAULT_CALIBRATION_IMAGES = 500
 DEFAULT_VERIFICATION_IMAGES = 200
+MIN_VERIFICATION_IMAGES = 50  # fewer cannot show 98% top-1 agreement with any confidence
+MIN_INPUT_SIZE = 32
 
 
 @dataclasses.dataclass
@@ -50,6 +54,7 @@ def export(
     batch_size=1,
     calibration_images=DEFAULT_CALIBRATION_IMAGES,
     verification_images=DEFAULT_VERIFICATION_IMAGES,
+    overwrite=False,
     log=print,
 ):
     """Exports a run (``model_dir``), a ``.keras`` file or a registered model (``model``,
@@ -60,23 +65,43 @@ def export(
     images (its training split) and the held-out verification images (its validation split);
     a run's own dataset is the default, then the embedded digits (not for int8, whose
     calibration must see the images the model will see). ``io_type`` is the int8 model's input
-    and output type; ``batch_size`` the TFLite model's static batch.
+    and output type; ``batch_size`` the TFLite model's static batch. ``overwrite`` replaces an
+    earlier export at ``output``.
     """
-    _check_arguments(format, quantize, io_type, batch_size)
+    _check_arguments(format, quantize, io_type, batch_size, input_size, verification_images)
     import keras
 
     if keras.backend.backend() != "tensorflow":
         raise RuntimeError("Exporting needs the TensorFlow backend (KERAS_BACKEND=tensorflow)")
-    source = resolve_source(model_dir, model, weights, input_size)
+    if (model_dir is None) == (model is None):
+        raise ValueError("Give exactly one of --model-dir (a training run) or --model")
+    if output is not None:
+        check_output(output, format, overwrite)
+    reference = runs.model_file(model_dir) if model_dir is not None else model
+    source = models.open_model(reference, weights, input_size=input_size)
+    if source.keras_model is None:
+        raise ValueError(f"{model} is an exported model already; export its .keras file")
     output = output or default_output(source.name, format, quantize, model_dir)
+    check_output(output, format, overwrite)
+    network = models.as_float32(source.keras_model, source.input_size)
+    probabilities = source.outputs == "probabilities"
+    config = source.eval_config
+
+    log(f"preparing {verification_images} held-out images")
     splits = _open_data(source, representative_data, data_dir, quantize, log)
-    held_out = _pixels(splits.validation, source.eval_config, verification_images)
-    serve = convert.serving_function(source.model, source.outputs_probabilities)
+    held_out = _pixels(splits.validation, config, verification_images)
+    if len(held_out) < MIN_VERIFICATION_IMAGES:
+        raise ValueError(
+            f"Only {len(held_out)} held-out images to verify the export on; it needs at least "
+            f"{MIN_VERIFICATION_IMAGES} (pass --representative-data with a larger validation split)"
+        )
+    serve = saved_model.serving_function(network, probabilities, config.mean, config.std)
     reference = np.concatenate([serve(batch)["probabilities"] for batch in _batches(held_out)])
     calibration = None
     if quantize == "int8":
+        log(f"preparing {calibration_images} calibration images")
         shuffled = splits.train.shuffle(10 * calibration_images, seed=0)
-        calibration = _pixels(shuffled, source.eval_config, calibration_images)
+        calibration = _pixels(shuffled, config, calibration_images)
 
     parent = os.path.dirname(os.path.abspath(output))
     os.makedirs(parent, exist_ok=True)
@@ -86,14 +111,25 @@ def export(
             f"writing {format}{'' if format == 'saved_model' else f' ({quantize})'} of "
             f"{source.name} at {source.input_size}x{source.input_size}"
         )
-        operators = _write(source, format, quantize, calibration, io_type, batch_size, staged, work)
+        operators = _write(
+            network,
+            probabilities,
+            config,
+            format,
+            quantize,
+            calibration,
+            io_type,
+            batch_size,
+            staged,
+            work,
+        )
         artifact = artifacts.load_artifact(staged)
         measured = verify.measure(reference, artifact(held_out))
         kind = "saved_model" if format == "saved_model" else quantize
         report = verify.check(measured, kind)
         log(f"verified {report}")
         metadata = _metadata(source, format, quantize, artifact, operators, measured, kind)
-        labels, sidecar = _put_in_place(staged, output, source.class_names, metadata)
+        labels, sidecar = _put_in_place(staged, output, source.class_names, metadata, work)
     return ExportResult(
         output, format, quantize, _size(output), labels, sidecar, measured, operators, report
     )
@@ -103,26 +139,63 @@ def default_output(name, format, quantize, model_dir=None):
     """``<run>/export/<name>[_<quantize>].tflite`` (or ``_saved_model``), or in ``./export``."""
     suffix = "_saved_model" if format == "saved_model" else ".tflite"
     stem = name if quantize == "none" else f"{name}_{quantize}"
-    return os.path.join(model_dir or ".", "export", stem + suffix)
+    return os.path.join(model_dir or ".", "export", os.path.basename(stem) + suffix)
 
 
-def _check_arguments(format, quantize, io_type, batch_size):
+def check_output(output, format, overwrite=False):
+    """Refuses an output path that would lose data, before any work is done."""
+    output = os.fspath(output)
+    if format == "tflite" and not output.endswith(".tflite"):
+        raise ValueError(f"A TFLite output must end in .tflite; received {output}")
+    if not os.path.lexists(output):
+        return
+    if format == "tflite":
+        if os.path.isdir(output):
+            raise ValueError(f"{output} is a folder; give a .tflite file path")
+        if not overwrite:
+            raise ValueError(f"{output} exists; pass --overwrite to replace it")
+        return
+    if not os.path.isdir(output):
+        raise ValueError(f"{output} exists and is not a folder; a SavedModel is a folder")
+    if not os.listdir(output):
+        return
+    if not overwrite:
+        raise ValueError(
+            f"{output} exists and is not empty; pass --overwrite to replace an earlier export"
+        )
+    if not (artifacts.is_saved_model(output) and os.path.isfile(artifacts.metadata_path(output))):
+        raise ValueError(
+            f"{output} is not a SavedModel written by eca-keras export; refusing to replace it "
+            "(choose another --output)"
+        )
+
+
+def _check_arguments(format, quantize, io_type, batch_size, input_size, verification_images):
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}; received {format!r}")
-    if quantize not in convert.QUANTIZATIONS:
-        raise ValueError(f"quantize must be one of {convert.QUANTIZATIONS}; received {quantize!r}")
+    if quantize not in tflite.QUANTIZATIONS:
+        raise ValueError(f"quantize must be one of {tflite.QUANTIZATIONS}; received {quantize!r}")
     if format == "saved_model" and quantize != "none":
         raise ValueError("Quantization applies to TFLite; a SavedModel is exported in float32")
-    if io_type not in convert.INT8_IO_TYPES:
-        raise ValueError(f"io_type must be one of {convert.INT8_IO_TYPES}; received {io_type!r}")
-    if not isinstance(batch_size, int) or batch_size < 1:
+    if io_type not in tflite.INT8_IO_TYPES:
+        raise ValueError(f"io_type must be one of {tflite.INT8_IO_TYPES}; received {io_type!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer; received {batch_size!r}")
+    if input_size is not None and (not isinstance(input_size, int) or input_size < MIN_INPUT_SIZE):
+        raise ValueError(
+            f"input_size must be an integer of at least {MIN_INPUT_SIZE}; received {input_size!r}"
+        )
+    if verification_images < MIN_VERIFICATION_IMAGES:
+        raise ValueError(
+            f"Verification needs at least {MIN_VERIFICATION_IMAGES} held-out images; "
+            f"received {verification_images}"
+        )
 
 
 def _open_data(source, representative_data, data_dir, quantize, log):
-    from eca_keras.training import data
+    from eca_keras.data import classification
 
-    dataset = representative_data or source.dataset
+    dataset = representative_data or source.run_config.get("dataset")
     if dataset is None and quantize == "int8":
         raise ValueError(
             f"int8 quantization calibrates on images like those {source.name} will see: pass "
@@ -132,17 +205,15 @@ def _open_data(source, representative_data, data_dir, quantize, log):
         log("note: verifying on the embedded digits (pass --representative-data for your images)")
         dataset = "digits"
     if representative_data is None and data_dir is None:
-        data_dir = source.data_dir
-    return data.load_splits(dataset, data_dir)
+        data_dir = source.run_config.get("data_dir")
+    return classification.load_splits(dataset, data_dir)
 
 
 def _pixels(images, eval_config, count):
     """The first ``count`` images of a ``(image, label)`` dataset as uint8 model inputs."""
-    from eca_keras.training import data
-
     if count < 1:
         raise ValueError(f"The number of images must be positive; received {count}")
-    batches = images.take(count).map(lambda image, _: data.eval_pixels(image, eval_config))
+    batches = images.take(count).map(lambda image, _: eval_pixels(image, eval_config))
     pixels = [batch.numpy() for batch in batches.batch(64)]
     if not pixels:
         raise ValueError("The dataset has no images to calibrate or verify the export with")
@@ -154,19 +225,26 @@ def _batches(images, size=64):
         yield images[start : start + size]
 
 
-def _write(source, format, quantize, calibration, io_type, batch_size, staged, work):
-    model, probabilities, size = source.model, source.outputs_probabilities, source.input_size
+def _write(
+    network, probabilities, config, format, quantize, calibration, io_type, batch, staged, work
+):
     if format == "saved_model":
-        convert.write_saved_model(model, probabilities, staged, size)
+        saved_model.write_saved_model(
+            network, probabilities, staged, config.input_size, mean=config.mean, std=config.std
+        )
         return None
-    # Full-integer calibration feeds float pixels; the converter puts the (u)int8 input in front.
-    dtype = "float32" if quantize == "int8" else "uint8"
-    intermediate = os.path.join(work, "serving")
-    convert.write_saved_model(model, probabilities, intermediate, size, dtype, batch_size)
-    flatbuffer = convert.convert_to_tflite(intermediate, quantize, calibration, io_type)
-    with open(staged, "wb") as handle:
-        handle.write(flatbuffer)
-    return convert.operator_counts(flatbuffer)
+    return tflite.write_tflite(
+        network,
+        staged,
+        config.input_size,
+        quantize,
+        calibration,
+        io_type,
+        batch,
+        outputs_probabilities=probabilities,
+        mean=config.mean,
+        std=config.std,
+    )
 
 
 def _metadata(source, format, quantize, artifact, operators, measured, kind):
@@ -187,40 +265,35 @@ def _metadata(source, format, quantize, artifact, operators, measured, kind):
             "pixels": "RGB in [0, 255], resized and center-cropped as eval describes",
         },
         "output": {"name": "probabilities"},
-        "eval": {
-            "input_size": config.input_size,
-            "crop_pct": config.crop_pct,
-            "interpolation": config.interpolation,
-        },
+        "eval": config.to_dict(),
         "operators": operators,
         "verification": {**measured, "bound": dataclasses.asdict(verify.BOUNDS[kind])},
         "eca_keras_version": __version__,
     }
 
 
-def _put_in_place(staged, output, class_names, metadata):
+def _put_in_place(staged, output, class_names, metadata, work):
     """Moves the verified artifact to ``output`` and writes its labels file and sidecar;
-    returns their paths."""
+    returns their paths. An earlier export at ``output`` (checked by :func:`check_output`) is
+    moved into ``work`` first and deleted with it."""
     labels, sidecar = artifacts.labels_path(output), artifacts.metadata_path(output)
     metadata["labels"] = os.path.basename(labels)
+    label_lines = "".join(f"{name}\n" for name in class_names)
     if os.path.isdir(staged):  # a SavedModel carries its labels and sidecar inside
-        _write_text(artifacts.labels_path(staged), "".join(f"{n}\n" for n in class_names))
-        _write_text(artifacts.metadata_path(staged), json.dumps(metadata, indent=2) + "\n")
-        if os.path.isdir(output):
-            shutil.rmtree(output)
+        runs.write_atomically(artifacts.labels_path(staged), label_lines)
+        runs.write_atomically(
+            artifacts.metadata_path(staged), json.dumps(metadata, indent=2) + "\n"
+        )
+        if os.path.isdir(output) and os.listdir(output):
+            os.replace(output, os.path.join(work, "replaced"))
+        elif os.path.isdir(output):
+            os.rmdir(output)  # empty: nothing is lost
         os.replace(staged, output)
     else:
         os.replace(staged, output)
-        _write_text(labels, "".join(f"{name}\n" for name in class_names))
-        _write_text(sidecar, json.dumps(metadata, indent=2) + "\n")
+        runs.write_atomically(labels, label_lines)
+        runs.write_atomically(sidecar, json.dumps(metadata, indent=2) + "\n")
     return labels, sidecar
-
-
-def _write_text(path, text):
-    partial = f"{path}.partial"
-    with open(partial, "w") as handle:
-        handle.write(text)
-    os.replace(partial, path)
 
 
 def _size(path):

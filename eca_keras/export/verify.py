@@ -31,6 +31,17 @@ BOUNDS = {
 }
 
 
+def describe_bounds():
+    """The bounds in words, for help texts."""
+    parts = []
+    for kind, bound in BOUNDS.items():
+        if bound.max_relative_difference is not None:
+            parts.append(f"{kind} <= {bound.max_relative_difference:.0e} relative")
+        else:
+            parts.append(f"{kind} >= {100 * bound.min_top1_agreement:.0f}% top-1 agreement")
+    return ", ".join(parts)
+
+
 def measure(reference, outputs):
     """``{"max_relative_difference", "top1_agreement", "images"}`` of ``outputs`` against
     ``reference`` (both ``(N, classes)`` probabilities)."""

@@ -1,40 +1,34 @@
 """The ``model.fit`` driver behind ``eca-keras train``.
 
-Everything a run produces goes under ``model_dir``: ``config.yaml`` (the resolved config),
-``history.csv`` (appended across resumes), ``logs/`` (TensorBoard), ``best.keras`` and
-``last.keras``, and ``backup/`` (Keras' BackupAndRestore state). Running the same command again
-after a crash or a preemption, even SIGKILL, resumes from the last completed epoch. Under
-multi-worker training only the chief writes these files; the other workers read the backup.
+Everything a run produces goes under ``model_dir``, in the format of :mod:`eca_keras.runs`.
+Running the same command again after a crash or a preemption, even SIGKILL, resumes from the last
+completed epoch; a finished run re-run does nothing. Under multi-worker training only the chief
+writes these files; the other workers read the backup.
 """
 
-import csv
 import math
 import os
 
 import keras
-import yaml
 
-from eca_keras.applications import get_model, model_info
-from eca_keras.training import data, distribute, recipes
-
-
-def default_model_dir(config):
-    dataset = str(config["dataset"]).replace("tfds:", "").strip("/").replace("/", "_")
-    return os.path.join(
-        "runs", f"{os.path.basename(str(config['model']))}-{os.path.basename(dataset)}"
-    )
+from eca_keras import runs
+from eca_keras.applications import registry
+from eca_keras.data import classification
+from eca_keras.training import distribute, recipes
 
 
 def build_model(config, num_classes):
     """A registered backbone with a head for ``num_classes``, or a saved ``.keras`` model.
 
     The head (``avg_pool`` [-> ``top_dropout``] -> ``predictions``, float32 logits) is always
-    built for the dataset; pretrained weights (``imagenet`` or a file) fill the backbone, which
-    ``freeze_backbone`` freezes (its BatchNorm layers then run in inference mode).
+    built for the dataset; pretrained weights (``imagenet``, a tag or a file) fill the backbone,
+    which ``freeze_backbone`` freezes (its BatchNorm layers then run in inference mode).
     """
     name, size = config["model"], config["image_size"]
     if str(name).endswith(".keras"):
-        model = keras.saving.load_model(name)
+        from eca_keras.models import open_model
+
+        model = open_model(name).keras_model
         classes = model.output_shape[-1]
         if classes != num_classes:
             raise ValueError(
@@ -43,8 +37,8 @@ def build_model(config, num_classes):
                 "(--model NAME --weights <its .weights.h5>) so that the head is rebuilt."
             )
         return model
-    info = model_info(name)
-    backbone = get_model(
+    info = registry.model_info(name)
+    backbone = registry.get_model(
         name,
         weights=config["weights"],
         include_top=False,
@@ -72,82 +66,53 @@ def make_optimizer(config, steps_per_epoch, global_batch):
     name = settings.pop("name", "sgd")
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer.name must be one of {sorted(OPTIMIZERS)}; received {name!r}")
-    return OPTIMIZERS[name](
-        learning_rate=recipes.learning_rate_schedule(config, steps_per_epoch, global_batch),
-        weight_decay=config["weight_decay"] or None,
-        **settings,
-    )
-
-
-def _best_so_far(history_path, monitor):
-    """The best ``monitor`` value in an existing history.csv, so a resumed run keeps best.keras."""
-    if not os.path.exists(history_path):
-        return None
-    with open(history_path) as handle:
-        values = [float(row[monitor]) for row in csv.DictReader(handle) if row.get(monitor)]
-    return max(values) if values else None
-
-
-class _RestoreOnlyBackup(keras.callbacks.BackupAndRestore):
-    """A non-chief worker restores the chief's backup but never writes or deletes it."""
-
-    def _save_model(self):
-        pass
-
-    def on_train_end(self, logs=None):
-        pass
-
-
-def callbacks_for(model_dir, chief):
-    backup_dir = os.path.join(model_dir, "backup")
-    if not chief:
-        return [_RestoreOnlyBackup(backup_dir), keras.callbacks.TerminateOnNaN()]
-    history = os.path.join(model_dir, "history.csv")
-    return [
-        keras.callbacks.BackupAndRestore(
-            backup_dir, double_checkpoint=True, delete_checkpoint=False
-        ),
-        keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.CSVLogger(history, append=True),
-        keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
-        keras.callbacks.ModelCheckpoint(
-            os.path.join(model_dir, "best.keras"),
-            monitor="val_accuracy",
-            mode="max",
-            save_best_only=True,
-            initial_value_threshold=_best_so_far(history, "val_accuracy"),
-        ),
-        keras.callbacks.ModelCheckpoint(os.path.join(model_dir, "last.keras")),
-    ]
+    try:
+        return OPTIMIZERS[name](
+            learning_rate=recipes.learning_rate_schedule(config, steps_per_epoch, global_batch),
+            weight_decay=config["weight_decay"] or None,
+            **settings,
+        )
+    except TypeError as error:  # an unknown optimizer setting in the recipe
+        raise ValueError(
+            f"optimizer settings {settings} are not valid for {name}: {error}"
+        ) from None
 
 
 def _steps_per_epoch(config, splits, global_batch):
+    size = splits.train_size
+    if size is None and not config["steps_per_epoch"]:
+        size = sum(1 for _ in splits.train)  # file-backed data of unknown size: count once
+    if size is not None and size < global_batch:
+        raise ValueError(
+            f"The training split has {size} examples, fewer than one global batch of "
+            f"{global_batch}: lower --batch-size"
+        )
     if config["steps_per_epoch"]:
         return int(config["steps_per_epoch"])
-    size = splits.train_size
-    if size is None:
-        size = sum(1 for _ in splits.train)  # file-backed data of unknown size: count once
-    steps = size // global_batch
-    if steps < 1:
-        raise ValueError(
-            f"The training split has {size} examples, fewer than one global batch of {global_batch}"
-        )
-    return steps
+    return size // global_batch
 
 
 def train(config, verbose="auto"):
     """Trains as ``config`` (a resolved recipe) says; returns a summary dict."""
     config = recipes.validate(dict(config))
-    config["model_dir"] = config["model_dir"] or default_model_dir(config)
+    config["model_dir"] = config["model_dir"] or runs.default_model_dir(config)
     model_dir = config["model_dir"]
     strategy = distribute.create_strategy(config["strategy"], config["tpu"])
     chief = distribute.is_chief(strategy)
     global_batch = distribute.global_batch_size(config["batch_size"], strategy)
     print(f"strategy: {distribute.describe(strategy)}; global batch {global_batch}", flush=True)
+    if chief:
+        with runs.locked(model_dir):
+            runs.check_same_run(model_dir, config)
+            return _train(config, strategy, chief, global_batch, verbose)
+    return _train(config, strategy, chief, global_batch, verbose)
 
+
+def _train(config, strategy, chief, global_batch, verbose):
+    model_dir = config["model_dir"]
     keras.utils.set_random_seed(config["seed"])
     keras.config.set_dtype_policy(config["precision"])
-    splits = data.load_splits(
+    splits = classification.load_splits(
         config["dataset"],
         config["data_dir"],
         config["validation_fraction"],
@@ -155,19 +120,24 @@ def train(config, verbose="auto"):
         config["num_classes"],
     )
     steps = _steps_per_epoch(config, splits, global_batch)
-    train_data = data.train_pipeline(
-        splits, config["image_size"], global_batch, config["augment"], seed=config["seed"]
+    evaluation = runs.eval_config(config)
+    train_data = classification.train_pipeline(
+        splits,
+        config["image_size"],
+        global_batch,
+        config["augment"],
+        seed=config["seed"],
+        mean=evaluation.mean,
+        std=evaluation.std,
     ).repeat()
-    validation_data = data.eval_pipeline(splits, data.eval_config(config), global_batch)
+    validation_data = classification.eval_pipeline(splits, evaluation, global_batch)
     if chief:
-        os.makedirs(model_dir, exist_ok=True)
-        with open(os.path.join(model_dir, "config.yaml"), "w") as handle:
-            record = {
-                **config,
-                "num_classes": splits.num_classes,
-                "class_names": splits.class_names,
-            }
-            yaml.safe_dump(record, handle, sort_keys=False)
+        for name in runs.set_aside_damaged_models(model_dir):
+            print(
+                f"warning: {name} in {model_dir} was damaged; moved to {name}.damaged", flush=True
+            )
+        record = {**config, "num_classes": splits.num_classes, "class_names": splits.class_names}
+        runs.write_config(model_dir, record)
 
     with strategy.scope():
         model = build_model(config, splits.num_classes)
@@ -198,7 +168,7 @@ def train(config, verbose="auto"):
             epochs=config["epochs"],
             steps_per_epoch=steps,
             shuffle=False,  # the pipeline shuffles; Keras warns that its own would be ignored
-            callbacks=callbacks_for(model_dir, chief),
+            callbacks=runs.callbacks(model_dir, chief),
             verbose=verbose,
         )
     losses = history.history.get("loss", [])
@@ -206,13 +176,13 @@ def train(config, verbose="auto"):
         raise RuntimeError(
             "Training stopped: the loss became NaN (TerminateOnNaN). Lower the learning rate or "
             "use float32 precision; the last good state is in "
-            f"{os.path.join(model_dir, 'backup')}"
+            f"{os.path.join(model_dir, runs.BACKUP_DIR)}"
         )
     accuracies = history.history.get("val_accuracy") or [math.nan]
-    best = _best_so_far(os.path.join(model_dir, "history.csv"), "val_accuracy") if chief else None
+    best = runs.best_so_far(model_dir) if chief else None
     return {
         "model_dir": model_dir,
-        "epochs_run": len(history.history.get("loss", [])),
+        "epochs_run": len(losses),
         "final_val_accuracy": accuracies[-1],
         "best_val_accuracy": best,
         "num_classes": splits.num_classes,

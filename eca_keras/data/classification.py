@@ -10,7 +10,8 @@
   validation files are found by replacing ``train`` with ``validation`` in the glob.
 
 Every source yields ``(uint8 RGB image, int label)``; :func:`train_pipeline` and
-:func:`eval_pipeline` turn that into batches normalised exactly as ``preprocess_input``.
+:func:`eval_pipeline` turn that into batches normalised as :func:`eca_keras.preprocessing.normalize`
+(ImageNet's mean/std: ``preprocess_input``).
 """
 
 import dataclasses
@@ -21,11 +22,10 @@ from importlib import resources
 import numpy as np
 import tensorflow as tf
 
-from eca_keras.applications import preprocess_input
+from eca_keras import preprocessing
 from eca_keras.applications.imagenet_utils import NUM_CLASSES as NUM_IMAGENET_CLASSES
 from eca_keras.applications.imagenet_utils import imagenet_classes
-from eca_keras.applications.weights import EvalConfig
-from eca_keras.preprocessing import eval_transform, read_image
+from eca_keras.preprocessing import IMAGENET_MEAN, IMAGENET_STD, read_image
 
 DIGITS_SIZE = 32  # the 8x8 digits are upsampled to the smallest size the models accept
 VALIDATION_SPLITS = ("validation", "val", "test")
@@ -320,10 +320,20 @@ def _finish(data, batch_size, num_classes, drop_remainder):
     return data.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
 
-def train_pipeline(splits, image_size, batch_size, augment, seed=None, shard_by_files=True):
+def train_pipeline(
+    splits,
+    image_size,
+    batch_size,
+    augment,
+    seed=None,
+    shard_by_files=True,
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
+):
     """Shuffled, augmented, normalised, one-hot ``(images, labels)`` batches of ``batch_size``.
 
-    ``augment``: ``{"crop_scale": [lo, hi], "crop_ratio": [lo, hi], "flip": bool}``.
+    ``augment``: ``{"crop_scale": [lo, hi], "crop_ratio": [lo, hi], "flip": bool}``; ``mean``
+    and ``std``: the normalisation (ImageNet's by default, as the evaluation's).
     """
     scale = tuple(augment.get("crop_scale", (0.08, 1.0)))
     ratio = tuple(augment.get("crop_ratio", (3 / 4, 4 / 3)))
@@ -333,7 +343,7 @@ def train_pipeline(splits, image_size, batch_size, augment, seed=None, shard_by_
         image = random_resized_crop(image, image_size, scale, ratio)
         if flip:
             image = tf.image.random_flip_left_right(image)
-        return preprocess_input(tf.clip_by_value(image, 0.0, 255.0)), label
+        return preprocessing.normalize(tf.clip_by_value(image, 0.0, 255.0), mean, std), label
 
     data = splits.train.shuffle(
         min(splits.train_size or 10_000, 10_000), seed=seed, reshuffle_each_iteration=True
@@ -343,12 +353,6 @@ def train_pipeline(splits, image_size, batch_size, augment, seed=None, shard_by_
     return data.with_options(_shard_options(splits.from_files and shard_by_files))
 
 
-def eval_pixels(image, config):
-    """:func:`eval_transform` rounded to uint8: the pixels a camera pipeline hands an exported
-    model (whose preprocessing is inside it)."""
-    return tf.cast(tf.round(eval_transform(image, config)), tf.uint8)
-
-
 def eval_pipeline(splits, config, batch_size, normalize=True):
     """Deterministic ``(images, one-hot labels)`` batches of the validation split, transformed
     by ``config`` (an ``EvalConfig``: resize, center crop) and normalised; with
@@ -356,22 +360,13 @@ def eval_pipeline(splits, config, batch_size, normalize=True):
 
     def transform(image, label):
         if not normalize:
-            return eval_pixels(image, config), label
-        return preprocess_input(eval_transform(image, config)), label
+            return preprocessing.eval_pixels(image, config), label
+        pixels = preprocessing.eval_transform(image, config)
+        return preprocessing.normalize(pixels, config.mean, config.std), label
 
     data = splits.validation.map(transform, num_parallel_calls=tf.data.AUTOTUNE)
     data = _finish(data, batch_size, splits.num_classes, drop_remainder=False)
     return data.with_options(_shard_options(splits.from_files))
-
-
-def eval_config(config):
-    """The ``EvalConfig`` of a training config (``image_size`` and its ``eval`` mapping)."""
-    evaluation = config.get("eval") or {}
-    return EvalConfig(
-        config["image_size"],
-        evaluation.get("crop_pct", 0.875),
-        evaluation.get("interpolation", "bilinear"),
-    )
 
 
 def _shard_options(by_files):

@@ -1,7 +1,7 @@
 """Independent PyTorch reference models: the parity tests' ground truth and the benchmarks' rival.
 
-Needs torch (``pip install eca_keras[benchmark]`` or ``[test]``); only the benchmark's PyTorch
-rival imports it, lazily.
+Test and benchmark tooling, not runtime: needs torch (``pip install eca_keras[benchmark]`` or
+``[test]``); nothing under ``eca_keras`` outside ``eca_keras.testing`` imports it.
 
 Re-implemented from architecture descriptions (not copied) so that their state-dict layouts match:
 
@@ -17,7 +17,6 @@ BatchNorm eps 1e-5.
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch
@@ -36,8 +35,6 @@ __all__ = [
     "official_mobilenet_v2",
     "official_resnet",
     "randomize_",
-    "save_release_checkpoint",
-    "save_timm_safetensors",
     "timm_eca_kernel_size",
     "timm_ecaresnet",
     "without_attention",
@@ -334,48 +331,3 @@ def randomize_(model: nn.Module, seed: int = 0, last_bn_scale: float = 0.2) -> n
             if m.num_batches_tracked is not None:
                 m.num_batches_tracked.fill_(int(torch.randint(1, 10**6, (), generator=g)))
     return model.eval()
-
-
-def save_release_checkpoint(
-    model: nn.Module, path, arch: str, legacy: bool = False, num_batches_tracked: bool = True
-) -> dict:
-    """Save ``model`` wrapped like the official ECA-Net release (DataParallel ``module.`` keys).
-
-    ``legacy=True`` writes the pre-1.6 (non-zip) torch serialization. Returns the saved dict.
-    """
-    state = OrderedDict(
-        ("module." + k, v.detach().clone())
-        for k, v in model.state_dict().items()
-        if num_batches_tracked or not k.endswith("num_batches_tracked")
-    )
-    n_params = len(list(model.parameters()))
-    ckpt = {
-        "epoch": 100,
-        "arch": arch,
-        "state_dict": state,
-        "best_prec1": torch.tensor(70.0),
-        "optimizer": {
-            "state": {},
-            "param_groups": [
-                {
-                    "lr": 0.0001,
-                    "momentum": 0.9,
-                    "dampening": 0,
-                    "weight_decay": 0.0001,
-                    "nesterov": False,
-                    "params": list(range(n_params)),
-                }
-            ],
-        },
-    }
-    torch.save(ckpt, path, _use_new_zipfile_serialization=not legacy)
-    return ckpt
-
-
-def save_timm_safetensors(model: nn.Module, path) -> dict[str, torch.Tensor]:
-    """Save ``model.state_dict()`` (incl. BN ``num_batches_tracked``) as a safetensors file."""
-    from safetensors.torch import save_file
-
-    tensors = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
-    save_file(tensors, str(path))
-    return tensors

@@ -1,18 +1,18 @@
-"""Writing the artifacts: a SavedModel with a camera-facing signature, and TFLite from it.
+"""TFLite (LiteRT) flatbuffers from a SavedModel of :mod:`eca_keras.export.saved_model`.
 
-The serving function takes RGB pixels in ``[0, 255]`` (uint8, or float32 for full-integer
-calibration), normalises them as :func:`preprocess_input` does, runs the network in inference
-mode and returns ``{"probabilities": ...}`` (a softmax is added where the model ends in logits).
-
-TFLite files are converted from a batch-1 (by default), static-shape SavedModel of that function
-with builtin ops only: the converter is never allowed Flex (SELECT_TF_OPS) or custom ops, and the
-written flatbuffer is checked again (:func:`check_builtin_ops`).
+Converted from a batch-1 (by default), static-shape SavedModel with builtin ops only: the
+converter is never allowed Flex (SELECT_TF_OPS) or custom ops, and the written flatbuffer is
+checked again (:func:`check_builtin_ops`).
 """
 
 import collections
+import os
 import re
+import tempfile
 
 import numpy as np
+
+from eca_keras.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 INT8_IO_TYPES = ("uint8", "int8")
@@ -20,38 +20,6 @@ INT8_IO_TYPES = ("uint8", "int8")
 
 class ExportError(RuntimeError):
     """The model cannot be exported as asked (e.g. it needs non-builtin TFLite ops)."""
-
-
-def serving_function(model, outputs_probabilities):
-    """``images -> {"probabilities": (N, classes) float32}`` around a Keras ``model``."""
-    import tensorflow as tf
-
-    from eca_keras.applications import preprocess_input
-
-    def serve(images):
-        outputs = model(preprocess_input(tf.cast(images, tf.float32)), training=False)
-        outputs = tf.cast(outputs, tf.float32)
-        if not outputs_probabilities:
-            outputs = tf.nn.softmax(outputs)
-        return {"probabilities": outputs}
-
-    return serve
-
-
-def write_saved_model(model, outputs_probabilities, path, input_size, dtype="uint8", batch=None):
-    """A SavedModel whose ``serving_default`` takes ``images`` ``(batch, S, S, 3)`` of ``dtype``;
-    loadable with ``tf.saved_model.load`` and ``keras.layers.TFSMLayer``."""
-    import keras
-    import tensorflow as tf
-
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint(
-        "serve",
-        serving_function(model, outputs_probabilities),
-        input_signature=[tf.TensorSpec((batch, input_size, input_size, 3), dtype, name="images")],
-    )
-    archive.write_out(path, verbose=False)
 
 
 def convert_to_tflite(saved_model, quantize="none", representative_images=None, io_type="uint8"):
@@ -84,6 +52,39 @@ def convert_to_tflite(saved_model, quantize="none", representative_images=None, 
         raise ExportError(_conversion_failure(error)) from error
     check_builtin_ops(flatbuffer)
     return flatbuffer
+
+
+def write_tflite(
+    model,
+    path,
+    input_size,
+    quantize="none",
+    calibration=None,
+    io_type="uint8",
+    batch=1,
+    outputs_probabilities=True,
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
+):
+    """Keras ``model`` -> the camera-facing ``.tflite`` at ``path`` (uint8 pixels in,
+    probabilities out, builtin ops only); returns its operator counts. The conversion every
+    export and every benchmark runs: a SavedModel of the serving function in a temporary folder,
+    then :func:`convert_to_tflite` (full-integer calibration feeds float pixels; the converter
+    puts the (u)int8 input in front)."""
+    from eca_keras.export.saved_model import write_saved_model
+
+    dtype = "float32" if quantize == "int8" else "uint8"
+    with tempfile.TemporaryDirectory(
+        prefix=".serving-", dir=os.path.dirname(os.path.abspath(path))
+    ) as work:
+        serving = os.path.join(work, "serving")
+        write_saved_model(
+            model, outputs_probabilities, serving, input_size, dtype, batch, mean, std
+        )
+        flatbuffer = convert_to_tflite(serving, quantize, calibration, io_type)
+    with open(path, "wb") as handle:
+        handle.write(flatbuffer)
+    return operator_counts(flatbuffer)
 
 
 def _calibration_feed(images):

@@ -1,0 +1,102 @@
+"""The layers every family is made of: ``[pad] -> conv -> BN [-> activation]`` with PyTorch's
+padding and initialisation, and a block's last ``conv -> BN -> ECA`` with its cheap descriptor."""
+
+import keras
+from keras import layers
+
+from eca_keras.layers import ECA, DescriptorBatchNormalization
+
+BN_EPSILON = 1e-5  # PyTorch's BatchNorm default; the released statistics assume it.
+BN_MOMENTUM = 0.9  # PyTorch's momentum=0.1 in Keras' convention.
+
+
+def conv_initializer():
+    """PyTorch's (torchvision's) convolution initialisation, so that training from scratch starts
+    where the paper did. A new instance per layer: an unseeded Keras initializer draws its seed
+    once, so a shared instance would give equal-shaped layers equal kernels and ignore
+    ``keras.utils.set_random_seed``."""
+    return keras.initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal")
+
+
+def channel_axis():
+    return 1 if keras.config.image_data_format() == "channels_first" else -1
+
+
+def conv(filters, kernel_size, strides, padding, name, depthwise=False):
+    """A bias-free ``Conv2D`` (or ``DepthwiseConv2D``) with :func:`conv_initializer`."""
+    if depthwise:
+        cls, arguments = layers.DepthwiseConv2D, {"depthwise_initializer": conv_initializer()}
+    else:
+        cls = layers.Conv2D
+        arguments = {"filters": filters, "kernel_initializer": conv_initializer()}
+    return cls(
+        kernel_size=kernel_size,
+        strides=strides,
+        padding=padding,
+        use_bias=False,
+        name=name,
+        **arguments,
+    )
+
+
+def batch_norm(name, cls=layers.BatchNormalization):
+    return cls(axis=channel_axis(), epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name)
+
+
+def conv_bn(x, filters, kernel_size, strides, name, activation="relu", depthwise=False):
+    """``[pad] -> conv -> BN [-> activation]`` with PyTorch's symmetric padding.
+
+    Layers are named ``{name}_pad``, ``{name}_conv``, ``{name}_bn``, ``{name}_relu``. Strided
+    convolutions pad ``kernel_size // 2`` on every side explicitly (Keras' "same" would pad only
+    bottom/right); unstrided odd kernels use "same", which is already symmetric.
+    """
+    padding = "same"
+    if strides > 1 and kernel_size > 1:
+        x = layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad")(x)
+        padding = "valid"
+    x = conv(filters, kernel_size, strides, padding, f"{name}_conv", depthwise)(x)
+    x = batch_norm(f"{name}_bn")(x)
+    if activation == "relu":
+        x = layers.ReLU(name=f"{name}_relu")(x)
+    elif activation == "relu6":
+        x = layers.ReLU(6.0, name=f"{name}_relu")(x)
+    return x
+
+
+def conv_bn_eca(x, filters, kernel_size, name, eca_kernel_size, eca_name):
+    """A block's last ``conv (stride 1) -> BN``, then ECA, handed a cheap channel descriptor.
+
+    Layers as :func:`conv_bn` (no activation; the BatchNormalization is a
+    :class:`~eca_keras.layers.DescriptorBatchNormalization`), then ``ECA`` named ``eca_name``
+    and the pooling ``{eca_name}_pool``. In inference the mean of a BatchNorm's output is the
+    BatchNorm of the mean of its input, and the mean of a pointwise convolution's output is the
+    convolution of the mean of its input. So the descriptor is pooled from the convolution's
+    input where that is the smaller read (the bottlenecks' early stages), else from its output,
+    never from the BatchNorm's output: under XLA that one would be written to memory only to be
+    read back for the mean. ECA uses the descriptor in inference under XLA; elsewhere the
+    branch is pruned from the graph.
+    """
+    convolution = conv(filters, kernel_size, 1, "same", f"{name}_conv")
+    convolved = convolution(x)
+    pool = layers.GlobalAveragePooling2D(keepdims=True, name=f"{eca_name}_pool")
+    if kernel_size == 1 and _narrower(x, filters):
+        pooled = convolution(pool(x))
+    else:
+        pooled = pool(convolved)
+    normalization = batch_norm(f"{name}_bn", DescriptorBatchNormalization)
+    y = normalization(convolved)  # first, so that the layer's `output` is this one
+    descriptor = normalization(pooled, pooled=True)
+    return ECA(eca_kernel_size, name=eca_name)(y, descriptor=descriptor)
+
+
+def _narrower(x, filters):
+    """Whether pooling a pointwise convolution's input (then convolving it) reads less than
+    pooling its output, per image: ``C_in * HW + C_in * C_out < C_out * HW``."""
+    if channel_axis() == -1:
+        height, width, channels = x.shape[1:]
+    else:
+        channels, height, width = x.shape[1:]
+    if None in (height, width, channels):
+        return False
+    positions = height * width
+    return channels * positions + channels * filters < filters * positions

@@ -1,0 +1,45 @@
+"""The PyTorch model a registered model is checked (and benchmarked) against, by its registry row.
+
+``reference="official"``: the independent re-implementation of the official ECA-Net code in
+:mod:`~eca_keras.testing.torch_reference` (the official code is not a package);
+``reference="timm"``: timm's own model, ``timm.create_model(name)``. Test tooling; needs torch
+(and timm for timm's models).
+"""
+
+from eca_keras.applications import registry
+from eca_keras.testing import checkpoints, torch_reference
+
+
+def reference_model(name, attention=True, num_classes=1000):
+    """The PyTorch twin of registered model ``name`` (random weights, train mode)."""
+    info = registry.model_info(name)
+    if info.reference == "official":
+        if info.family == "mobilenet_v2":
+            model = torch_reference.official_mobilenet_v2(num_classes)
+        else:
+            depth = int(name.removeprefix("eca_resnet"))
+            model = torch_reference.official_resnet(depth, num_classes=num_classes)
+        if not attention:
+            torch_reference.without_attention(model)
+        return model
+    if info.reference == "timm":
+        import timm
+
+        if not attention:
+            raise ValueError(f"timm has no plain twin of {name}")
+        return timm.create_model(name, pretrained=False, num_classes=num_classes)
+    raise ValueError(f"{name} has no PyTorch reference")
+
+
+def has_reference(name):
+    return registry.model_info(name).reference in ("official", "timm")
+
+
+def save_checkpoint(name, model, path, legacy=False):
+    """Saves ``model`` as ``name``'s upstream publishes it: the release's ``.pth.tar`` or timm's
+    safetensors; returns the path."""
+    if registry.model_info(name).reference == "official":
+        checkpoints.save_release_checkpoint(model, path, arch=name, legacy=legacy)
+    else:
+        checkpoints.save_timm_safetensors(model, path)
+    return path
