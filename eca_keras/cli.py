@@ -214,6 +214,18 @@ def cmd_export(args):
     return 0
 
 
+def cmd_publish(args):
+    """Writes a keras-hub preset (model card, sha256 manifest) and uploads it if asked."""
+    from eca_keras.hub.publish import publish
+
+    result = publish(args.model, args.weights, args.output, args.upload, args.overwrite)
+    print(f"{result.architecture} preset in {result.path}: {len(result.files)} files, parity "
+          f"{result.parity:.1e}")  # fmt: skip
+    if result.uploaded:
+        print(f"uploaded: {result.uploaded}")
+    return 0
+
+
 def cmd_benchmark(args):
     """Times models against their plain twins, keras.applications and PyTorch; prints tables."""
     import json
@@ -237,7 +249,7 @@ def cmd_benchmark(args):
     results = benchmark.run(settings, log=lambda line: print(line, file=sys.stderr, flush=True))
     print(benchmark.markdown(results))
     if args.output:
-        from eca_keras.runs import write_atomically
+        from eca_keras.files import write_atomically
 
         write_atomically(args.output, json.dumps(results, indent=2))
         print(f"wrote {args.output}", file=sys.stderr)
@@ -275,8 +287,9 @@ def build_parser():
     p.set_defaults(func=cmd_models)
 
     model_help = (
-        "a registered model name, a .keras file or run directory of eca-keras train, or an "
-        "exported SavedModel directory or .tflite file"
+        "a registered model name, a .keras file or run directory of eca-keras train, a preset "
+        "(hf://ORG/NAME, kaggle://..., or its folder), or an exported SavedModel directory or "
+        ".tflite file"
     )
     p = sub.add_parser("predict", help="classify images (top classes)")
     p.add_argument("images", nargs="*", help="image files (default: the bundled example image)")
@@ -285,7 +298,8 @@ def build_parser():
         "--weights",
         type=_weights_argument,
         default="imagenet",
-        help="for a registered model: imagenet, a weights tag or file, or none (random)",
+        help="for a registered model: imagenet, a weights tag or file, a preset (hf://...), or "
+        "none (random)",
     )
     p.add_argument("--top", type=_positive_int, default=5, help="how many classes to print")
     p.set_defaults(func=cmd_predict)
@@ -417,6 +431,27 @@ def build_parser():
     )
     p.add_argument("--output", required=True, help="the Keras weights file, *.weights.h5")
     p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser(
+        "publish",
+        help="write a keras-hub preset of any weights (model card, sha256 manifest), and upload",
+        description="Builds the keras-hub classifier of a model with the given weights, saves it "
+        "as a preset folder with a model card (README.md), eca_keras.json and SHA256SUMS, checks "
+        "that it reloads to the same logits, and uploads it with --upload. Load it with "
+        "keras_hub.models.ImageClassifier.from_preset(FOLDER | hf://... | kaggle://...) after "
+        "`import eca_keras`, or with --weights/--model of any command.",
+    )
+    p.add_argument("--model", help="registered model name (optional with a run directory)")
+    p.add_argument(
+        "--weights",
+        required=True,
+        help="imagenet, a weights tag, an upstream checkpoint, a .weights.h5, or a run directory "
+        "of eca-keras train",
+    )
+    p.add_argument("--output", required=True, help="the preset folder to write")
+    p.add_argument("--upload", help="hf://ORG/NAME or kaggle://OWNER/MODEL/keras/VARIATION")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier preset")
+    p.set_defaults(func=cmd_publish)
 
     defaults = Settings()
     p = sub.add_parser(

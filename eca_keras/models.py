@@ -6,6 +6,7 @@
   ``None``);
 - a ``.keras`` file (a run's ``best.keras``, or any saved model of this package);
 - a run directory of ``eca-keras train`` (its ``best.keras``, else ``last.keras``);
+- a preset of ``eca-keras publish``: ``hf://org/name[@revision]``, ``kaggle://...`` or its folder;
 - an exported SavedModel directory or ``.tflite`` file (with the sidecar ``eca-keras export``
   wrote beside it);
 
@@ -19,11 +20,11 @@ import os
 
 import numpy as np
 
-from eca_keras import artifacts, runs
-from eca_keras.applications import registry
+from eca_keras import artifacts, downloads, runs
+from eca_keras.applications import registry, weights
 from eca_keras.preprocessing import EvalConfig, normalize
 
-KINDS = ("registered", "keras", "run", "saved_model", "tflite")
+KINDS = ("registered", "keras", "run", "preset", "saved_model", "tflite")
 
 
 @dataclasses.dataclass
@@ -96,6 +97,10 @@ def kind_of(reference):
     reference = os.fspath(reference)
     if registry.is_registered(reference):
         return "registered"
+    if downloads.is_hub_handle(reference) or os.path.isfile(
+        os.path.join(reference, weights.PRESET_INFO)
+    ):
+        return "preset"
     if artifacts.is_tflite(reference):
         return "tflite"
     if artifacts.is_saved_model(reference):
@@ -123,6 +128,8 @@ def open_model(reference, weights="imagenet", input_size=None):
         if not os.path.isfile(reference):
             raise FileNotFoundError(f"No such model file: {reference}")
         return _open_keras_file(reference, input_size, reference, "keras")
+    if kind == "preset":
+        return _open_preset(reference, input_size)
     if kind in ("tflite", "saved_model"):
         return _open_artifact(reference, kind)
     if reference.endswith(".tflite"):
@@ -151,6 +158,32 @@ def _open_registered(name, weights, input_size):
         imagenet_class_names(),
         "probabilities" if ends_in_softmax(network) else "logits",
         keras_model=network,
+    )
+
+
+def _open_preset(reference, input_size):
+    folder, _ = downloads.fetch_preset(reference)
+    info = weights.read_preset_info(folder)
+    config = EvalConfig.from_dict(info["eval"])
+    if input_size:
+        config = config.resized(input_size)
+    size = config.input_size
+    network = registry.get_model(
+        info["architecture"],
+        weights=folder,
+        classes=info["num_classes"],
+        classifier_activation=None,
+        input_shape=(size, size, 3),
+    )
+    return OpenedModel(
+        reference,
+        "preset",
+        info["architecture"],
+        config,
+        [str(name) for name in info["class_names"]],
+        "logits",
+        keras_model=network,
+        run_config={"dataset": (info.get("run") or {}).get("dataset")},
     )
 
 

@@ -24,6 +24,7 @@ import zipfile
 
 import yaml
 
+from eca_keras.files import partial_name, save_model_atomically, write_atomically
 from eca_keras.preprocessing import IMAGENET_MEAN, IMAGENET_STD, EvalConfig
 
 CONFIG_FILE = "config.yaml"
@@ -48,41 +49,6 @@ def default_model_dir(config):
     dataset = str(config["dataset"]).replace("tfds:", "").strip("/").replace("/", "_")
     model = os.path.basename(str(config["model"]))
     return os.path.join("runs", f"{model}-{os.path.basename(dataset)}")
-
-
-def write_atomically(path, data):
-    """Writes ``data`` (str or bytes) to ``path`` through a temporary file and a rename."""
-    partial = _partial_name(path)
-    mode = "wb" if isinstance(data, bytes) else "w"
-    try:
-        with open(partial, mode) as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
-
-
-def _partial_name(path, suffix=""):
-    folder, name = os.path.split(os.path.abspath(path))
-    stem, extension = os.path.splitext(name)
-    # Keras insists on the extension of what it saves (.keras, .weights.h5).
-    extension = ".weights.h5" if name.endswith(".weights.h5") else extension
-    stem = name[: -len(extension)] if extension else stem
-    return os.path.join(folder, f".{stem}.partial-{os.getpid()}{suffix}{extension}")
-
-
-def save_model_atomically(model, path):
-    """``model.save(path)`` through a temporary ``.keras`` file and a rename."""
-    partial = _partial_name(path)
-    try:
-        model.save(partial)
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
 
 
 def is_readable_model_file(path):
@@ -381,7 +347,7 @@ def _backup_class():
                 return
             os.makedirs(self.backup_dir, exist_ok=True)
             weights = f"epoch-{self._current_epoch:05d}.weights.h5"
-            partial = _partial_name(os.path.join(self.backup_dir, weights))
+            partial = partial_name(os.path.join(self.backup_dir, weights))
             try:
                 self.model.save_weights(partial)
                 os.replace(partial, os.path.join(self.backup_dir, weights))

@@ -13,9 +13,9 @@ PACKAGE = ROOT / "eca_keras"
 # (The weight loader sits below the constructors: keras.applications' contract is that a
 # constructor takes `weights=`, so the constructors load weights, not the other way round.)
 LAYERS = [
-    ("eca_keras", "eca_keras.preprocessing", "eca_keras.layers"),
+    ("eca_keras", "eca_keras.preprocessing", "eca_keras.layers", "eca_keras.files"),
     ("eca_keras.applications.registry", "eca_keras.applications.constructors"),
-    ("eca_keras.convert",),
+    ("eca_keras.convert", "eca_keras.downloads"),
     ("eca_keras.applications.weights",),
     ("eca_keras.applications", "eca_keras.complexity"),
     ("eca_keras.data", "eca_keras.runs", "eca_keras.artifacts"),

@@ -5,7 +5,7 @@ import keras
 from keras import layers
 
 from eca_keras.applications import imagenet_utils, registry
-from eca_keras.applications.weights import load_model_weights
+from eca_keras.applications.weights import is_preset, load_model_weights
 
 POOLINGS = (None, "avg", "max")
 
@@ -35,9 +35,10 @@ def _check_arguments(
 ):
     """Validates like keras.applications and returns the resolved input shape."""
     entry = pretrained_entry(model_name, weights)
-    # keras.applications' checks see a registered tag as "imagenet"; the fixed input size of a
-    # classifier with pretrained weights is any size the weights were published at.
-    as_keras = "imagenet" if entry else weights
+    # keras.applications' checks see a registered tag as "imagenet", and a preset as a file
+    # (any classes, any size); the fixed input size of a classifier with pretrained weights is
+    # any size the weights were published at.
+    as_keras = "imagenet" if entry else (None if is_preset(weights) else weights)
     if entry:
         default_size = _published_size(entry, input_shape)
     imagenet_utils.validate_weights_argument(as_keras, include_top, classes)

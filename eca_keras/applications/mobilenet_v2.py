@@ -59,6 +59,27 @@ def _inverted_residual(
     return y
 
 
+def pyramid_layers(layer_names):
+    """``{"P1": ..., "P5": ...}``: the last block at each stride 2^n (P5: the last inverted
+    residual, 320 channels; the 1x1 ``top`` convolution stays the backbone's output)."""
+    names = set(layer_names)
+    pyramid, stride, block = {}, 2, 0  # the stem halves the input
+    for _, _, repeats, first_stride in INVERTED_RESIDUAL_SETTING:
+        if first_stride == 2:
+            pyramid[f"P{stride.bit_length() - 1}"] = _block_output(names, block)
+            stride *= 2
+        block += repeats
+    pyramid[f"P{stride.bit_length() - 1}"] = _block_output(names, block)
+    return pyramid
+
+
+def _block_output(names, block):
+    for suffix in ("add", "eca", "project_bn"):  # the block's last layer
+        if f"block{block}_{suffix}" in names:
+            return f"block{block}_{suffix}"
+    raise ValueError(f"block{block} has no output layer")
+
+
 def build_mobilenet_v2(model_name, *, kernel_sizes=None, attention=True, alpha=1.0, **arguments):
     """Builds ECA-MobileNetV2; ``arguments`` are keras.applications'."""
     from eca_keras.applications import blocks, builder

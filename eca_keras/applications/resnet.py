@@ -18,6 +18,7 @@ block 1..n, as in ``keras.applications.ResNet50``):
 """
 
 import dataclasses
+import re
 
 from eca_keras.applications import constructors, registry
 from eca_keras.applications.registry import official_weights, timm_weights
@@ -113,6 +114,18 @@ def _stages(x, variant, kernel_sizes, attention):
     return x
 
 
+def pyramid_layers(layer_names):
+    """``{"P1": ..., "P5": ...}``: the layers whose outputs are the feature pyramid (Pn at stride
+    2^n): the stem's last activation, then the last block of each stage, as timm's
+    ``features_only`` returns them."""
+    names = set(layer_names)
+    pyramid = {"P1": "conv1_relu"}
+    for stage in (2, 3, 4, 5):
+        depth = sum(1 for name in names if re.fullmatch(rf"conv{stage}_block\d+_out", name))
+        pyramid[f"P{stage}"] = f"conv{stage}_block{depth}_out"
+    return pyramid
+
+
 def build_resnet(model_name, *, kernel_sizes=None, attention=True, **arguments):
     """Builds the registered ECA-ResNet ``model_name``; ``arguments`` are keras.applications'."""
     from eca_keras.applications import builder
@@ -133,7 +146,6 @@ def build_resnet(model_name, *, kernel_sizes=None, attention=True, **arguments):
 def register_resnet(name, public_name, variant, *, params, summary, weights=(), **facts):
     """One row: registers ECA-ResNet ``name`` (``facts``: the other :class:`ModelInfo` fields,
     ``default_size`` 224 unless given) and returns its public constructor."""
-    RESNET_VARIANTS[name] = variant
     default_size = facts.setdefault("default_size", 224)
     doc = constructors.constructor_doc(
         public_name,
@@ -164,6 +176,7 @@ def register_resnet(name, public_name, variant, *, params, summary, weights=(), 
             **facts,
         )
     )
+    RESNET_VARIANTS[name] = variant  # after the registry accepted the name
     return constructor
 
 

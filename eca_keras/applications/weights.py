@@ -1,26 +1,40 @@
-"""``weights=`` for every constructor: download, hash, cache and convert registered weights once.
+"""``weights=`` for every constructor: registered weights fetched, checked, converted and cached
+once; hub presets; files.
 
 The weight entries themselves are rows of the family modules (:class:`registry.WeightEntry`: where
 an upstream checkpoint is hosted, its hash where known, its format, the published accuracy, the
 evaluation transform).
 
-``weights="imagenet"`` downloads the upstream file once with ``keras.utils.get_file`` (progress
-bar, cache under ``$KERAS_HOME/models/eca_keras``), checks its sha256 when the registry pins one,
-converts it to Keras weights once, and caches the converted ``.weights.h5``; later calls load that
-file without touching the network. ``ECA_KERAS_WEIGHTS_MIRROR`` (a base URL or a local folder)
-replaces every upstream host: the file is read from ``<mirror>/<file name>``.
+``weights="imagenet"`` (or a registered tag) fetches the upstream file once: timm's from the
+Hugging Face hub through ``huggingface_hub`` (its shared cache, ``HF_ENDPOINT``,
+``HF_HUB_OFFLINE``), the official release's from Google Drive (timeouts, bounded retries, a web
+page where a checkpoint was expected is refused with the ways out). The file is checked against
+its pinned sha256 (or the one recorded at the first download), converted to Keras weights once,
+and both are cached under ``$KERAS_HOME/models/eca_keras``, with the revision and hash they came
+from recorded beside them. ``ECA_KERAS_WEIGHTS_MIRROR`` (a base URL or a local folder) replaces
+every upstream host: the file is read from ``<mirror>/<file name>``.
+
+``weights="hf://org/name[@revision]"`` (or ``kaggle://...``, or a preset folder) loads a preset
+published with ``eca-keras publish`` (needs ``keras-hub``: ``pip install 'eca-keras[hub]'``).
 """
 
-import hashlib
+import json
 import os
 import pathlib
 import warnings
 
+from eca_keras import downloads
 from eca_keras.applications import registry
+from eca_keras.files import sha256_of, write_atomically
 from eca_keras.preprocessing import EvalConfig  # noqa: F401 (its home before 0.2)
 
 MIRROR_VARIABLE = "ECA_KERAS_WEIGHTS_MIRROR"
 CACHE_SUBDIR = os.path.join("models", "eca_keras")
+PRESET_INFO = "eca_keras.json"  # a preset's own description (architecture, classes, transform)
+
+
+class WeightsDownloadError(OSError):
+    """Weights could not be fetched or failed their hash check."""
 
 
 def __getattr__(name):
@@ -33,8 +47,8 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def weight_source(model_name):
-    """The default ImageNet :class:`~registry.WeightEntry` of ``model_name``."""
+def weight_source(model_name, tag=None):
+    """The registered :class:`~registry.WeightEntry` of ``model_name`` (default: ``imagenet``)."""
     info = registry.model_info(model_name)
     if not info.weights:
         with_weights = [
@@ -44,11 +58,7 @@ def weight_source(model_name):
             f"No ImageNet weights are registered for {model_name!r}. "
             f"Models with weights: {', '.join(sorted(with_weights))}."
         )
-    return info.default_weights
-
-
-class WeightsDownloadError(OSError):
-    """Weights could not be fetched or failed their hash check."""
+    return info.weight_entry(tag)
 
 
 def cache_dir():
@@ -67,12 +77,7 @@ def source_url(source):
     return f"{mirror.rstrip('/')}/{source.file_name}"
 
 
-def sha256_of(path, chunk_size=1 << 20):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(chunk_size), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+# --------------------------------------------------------------------------- the cache
 
 
 def _recorded_hash_ok(path):
@@ -84,60 +89,104 @@ def _recorded_hash_ok(path):
         return handle.read().strip() == sha256_of(path)
 
 
-def _record_hash(path):
+def _record(path, provenance=None):
+    """Writes ``<path>.sha256`` (and ``<path>.source.json``: where and which revision it came
+    from); returns the sha256."""
     digest = sha256_of(path)
-    with open(f"{path}.sha256", "w") as handle:
-        handle.write(digest + "\n")
+    write_atomically(f"{path}.sha256", digest + "\n")
+    if provenance is not None:
+        record = {**provenance, "sha256": digest}
+        write_atomically(f"{path}.source.json", json.dumps(record, indent=2) + "\n")
     return digest
+
+
+def provenance(path):
+    """What ``<path>.source.json`` recorded (url or repository, revision, sha256), or ``{}``."""
+    record = f"{path}.source.json"
+    if not os.path.isfile(record):
+        return {}
+    with open(record) as handle:
+        return json.load(handle)
 
 
 def _discard(path, reason):
     warnings.warn(f"{reason}: {path}. Removing it and fetching it again.", stacklevel=3)
-    for stale in (path, f"{path}.sha256"):
+    for stale in (path, f"{path}.sha256", f"{path}.source.json"):
         if os.path.exists(stale):
             os.remove(stale)
 
 
+# --------------------------------------------------------------------------- fetching
+
+
 def download_upstream(source):
-    """Fetches ``source``'s upstream file into the cache (once) and returns its path.
+    """Fetches ``source``'s upstream file (once); returns ``(local path, revision)`` (the hub
+    commit it came from, None for other hosts).
 
     With a pinned sha256 the file is checked against it; without one, the hash seen at download
     time is recorded beside the file, so later corruption of the cache is still detected.
     """
+    if source.hf_repo and not os.environ.get(MIRROR_VARIABLE):
+        return _download_from_hub(source)
     folder = os.path.join(cache_dir(), "upstream")
-    # get_file falls back to /tmp/.keras when the cache folder does not exist yet: create it.
-    os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, source.file_name)
-    if os.path.exists(path) and not (source.sha256 or _recorded_hash_ok(path)):
+    if os.path.exists(path):
+        if source.sha256 and sha256_of(path) == source.sha256:
+            return path, None
+        if not source.sha256 and _recorded_hash_ok(path):
+            return path, None
         _discard(path, "Cached upstream weights do not match the hash recorded at download")
     url = source_url(source)
-    import keras
-
     try:
-        path = keras.utils.get_file(
-            fname=source.file_name,
-            origin=url,
-            file_hash=source.sha256,
-            hash_algorithm="sha256",
-            cache_subdir="upstream",
-            cache_dir=cache_dir(),
-        )
-    except ValueError as error:  # raised by get_file on a hash mismatch after downloading
-        if os.path.exists(path):
-            os.remove(path)
-        raise WeightsDownloadError(
-            f"{source.file_name} downloaded from {url} does not have the registered sha256 "
-            f"{source.sha256}; the file was removed. ({error})"
-        ) from error
-    except Exception as error:
+        downloads.download(url, path)
+    except downloads.HTMLPageError as error:
+        raise WeightsDownloadError(_html_page_message(source, error)) from None
+    except OSError as error:
         raise WeightsDownloadError(
             f"Could not download the {source.name} weights from {url}: {error}. If this machine "
             f"cannot reach that host, put {source.file_name} in a folder (or on a server) it can "
             f"reach and set {MIRROR_VARIABLE} to that folder or base URL."
-        ) from error
-    if not source.sha256 and not os.path.exists(f"{path}.sha256"):
-        _record_hash(path)
-    return path
+            + (f" The release also has a mirror: {source.fallback}." if source.fallback else "")
+        ) from None
+    _check_pinned(source, path, url)
+    _record(path, {"url": url, "revision": None})
+    return path, None
+
+
+def _download_from_hub(source):
+    try:
+        path, revision = downloads.hf_download(source.hf_repo, source.hf_file)
+    except OSError as error:
+        raise WeightsDownloadError(
+            f"{error}. If this machine cannot reach the hub, put {source.file_name} in a folder "
+            f"it can reach and set {MIRROR_VARIABLE} to it."
+        ) from None
+    _check_pinned(source, path, f"hf://{source.hf_repo}")
+    return path, revision
+
+
+def _check_pinned(source, path, origin):
+    if source.sha256 and sha256_of(path) != source.sha256:
+        if os.path.isfile(path) and not os.path.islink(path):
+            os.remove(path)
+        raise WeightsDownloadError(
+            f"{source.file_name} downloaded from {origin} does not have the registered sha256 "
+            f"{source.sha256}; the file was removed."
+        )
+
+
+def _html_page_message(source, error):
+    ways = [f"download {source.file_name} yourself and pass weights=<that file>"]
+    if source.fallback:
+        ways.insert(0, f"get it from the release's mirror {source.fallback}")
+    ways.append(f"or set {MIRROR_VARIABLE} to a folder or server holding it")
+    return (
+        f"The {source.name} weights could not be downloaded: {error}. Nothing was cached. "
+        f"Ways out: {'; '.join(ways)}."
+    )
+
+
+# --------------------------------------------------------------------------- converting
 
 
 def check_weights_output(output):
@@ -182,26 +231,28 @@ def convert_checkpoint(model_name, checkpoint, output):
 def imagenet_weights_path(model_name, tag=None):
     """The converted ``.weights.h5`` of ``model_name``'s registered weights ``tag`` (default: its
     ``"imagenet"`` entry), fetched and converted if needed."""
-    source = (
-        weight_source(model_name)
-        if tag is None
-        else registry.model_info(model_name).weight_entry(tag)
-    )
+    source = weight_source(model_name, tag)
     converted = os.path.join(cache_dir(), f"{source.name}.weights.h5")
     if os.path.exists(converted):
         if _recorded_hash_ok(converted):
             return converted
         _discard(converted, "Cached converted weights are corrupted")
-    upstream = download_upstream(source)
+    upstream, revision = download_upstream(source)
     print(f"Converting {source.file_name} to Keras weights (once): {converted}", flush=True)
     try:
         convert_checkpoint(model_name, upstream, converted)
     except Exception:
         # A damaged upstream file must not stay in the cache to fail the same way next time.
-        _discard(upstream, "The cached upstream file could not be converted")
+        if not source.hf_repo or os.environ.get(MIRROR_VARIABLE):
+            _discard(upstream, "The cached upstream file could not be converted")
         raise
-    _record_hash(converted)
+    origin = f"hf://{source.hf_repo}" if revision else source_url(source)
+    upstream_hash = sha256_of(upstream)
+    _record(converted, {"upstream": origin, "revision": revision, "upstream_sha256": upstream_hash})
     return converted
+
+
+# --------------------------------------------------------------------------- loading
 
 
 def is_upstream_checkpoint(path):
@@ -209,15 +260,28 @@ def is_upstream_checkpoint(path):
     return not os.fspath(path).endswith((".h5", ".keras"))
 
 
+def is_preset(weights):
+    """Whether ``weights`` names a preset: a hub handle or a folder with a preset's files."""
+    if downloads.is_hub_handle(weights):
+        return True
+    return isinstance(weights, str | os.PathLike) and os.path.isfile(
+        os.path.join(os.fspath(weights), "config.json")
+    )
+
+
 def load_model_weights(model, model_name, weights):
     """Loads ``weights`` into ``model``: ``"imagenet"`` or another registered tag of
-    ``model_name``, a ``.weights.h5``, or an upstream checkpoint (converted on the fly)."""
+    ``model_name``, a preset (``hf://``, ``kaggle://``, a folder), a ``.weights.h5``, or an
+    upstream checkpoint (converted on the fly)."""
     info = registry.model_info(model_name)
     if weights == "imagenet":
         model.load_weights(imagenet_weights_path(model_name))
         return
     if isinstance(weights, str) and any(weights in (e.tag, e.name) for e in info.weights):
         model.load_weights(imagenet_weights_path(model_name, weights))
+        return
+    if is_preset(weights):
+        load_preset_weights(model, model_name, os.fspath(weights))
         return
     weights = os.fspath(weights)
     if is_upstream_checkpoint(weights):
@@ -226,3 +290,59 @@ def load_model_weights(model, model_name, weights):
         apply_checkpoint(model, weights, family=info.family)
     else:
         model.load_weights(weights)
+
+
+def read_preset_info(folder):
+    """A preset's ``eca_keras.json`` (architecture, class names, evaluation transform...)."""
+    path = os.path.join(folder, PRESET_INFO)
+    if not os.path.isfile(path):
+        raise ValueError(
+            f"{folder} is not a preset written by eca-keras publish (no {PRESET_INFO})"
+        )
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def load_preset_weights(model, model_name, reference):
+    """Copies a published preset's weights into ``model`` (built by ``model_name``'s
+    constructor), layer by layer by name: the backbone's layers are the constructor's, the
+    classifier's head is ``predictions``."""
+    folder, _ = downloads.fetch_preset(reference)
+    info = read_preset_info(folder)
+    if info.get("architecture") != model_name:
+        raise ValueError(
+            f"{reference} holds {info.get('architecture')} weights, not {model_name}: use "
+            f"get_model({info.get('architecture')!r}, weights={reference!r})"
+        )
+    try:
+        import keras_hub
+    except ImportError:
+        raise ImportError("Preset weights need keras-hub: pip install 'eca-keras[hub]'") from None
+    has_head = any(layer.name == "predictions" for layer in model.layers)
+    if has_head:
+        task = keras_hub.models.ImageClassifier.from_preset(folder)
+        backbone, head = task.backbone, task.output_dense
+    else:
+        backbone, head = keras_hub.models.Backbone.from_preset(folder), None
+    for layer in model.layers:
+        if not layer.weights or layer.name == "predictions":
+            continue
+        try:
+            source = backbone.get_layer(layer.name)
+        except ValueError:
+            raise ValueError(f"{reference} has no layer {layer.name!r}") from None
+        _copy(source, layer, reference)
+    if has_head:
+        _copy(head, model.get_layer("predictions"), reference)
+
+
+def _copy(source, target, reference):
+    values = source.get_weights()
+    shapes = [tuple(v.shape) for v in values]
+    expected = [tuple(w.shape) for w in target.weights]
+    if shapes != expected:
+        raise ValueError(
+            f"{reference}: layer {target.name!r} has shapes {shapes}, the model needs {expected} "
+            "(another number of classes? pass classes= to match)"
+        )
+    target.set_weights(values)

@@ -17,6 +17,7 @@ import numpy as np
 
 from eca_keras import artifacts, models, runs
 from eca_keras.export import saved_model, tflite, verify
+from eca_keras.files import write_atomically
 from eca_keras.preprocessing import eval_pixels
 
 FORMATS = ("saved_model", "tflite")
@@ -280,10 +281,8 @@ def _put_in_place(staged, output, class_names, metadata, work):
     metadata["labels"] = os.path.basename(labels)
     label_lines = "".join(f"{name}\n" for name in class_names)
     if os.path.isdir(staged):  # a SavedModel carries its labels and sidecar inside
-        runs.write_atomically(artifacts.labels_path(staged), label_lines)
-        runs.write_atomically(
-            artifacts.metadata_path(staged), json.dumps(metadata, indent=2) + "\n"
-        )
+        write_atomically(artifacts.labels_path(staged), label_lines)
+        write_atomically(artifacts.metadata_path(staged), json.dumps(metadata, indent=2) + "\n")
         if os.path.isdir(output) and os.listdir(output):
             os.replace(output, os.path.join(work, "replaced"))
         elif os.path.isdir(output):
@@ -291,8 +290,8 @@ def _put_in_place(staged, output, class_names, metadata, work):
         os.replace(staged, output)
     else:
         os.replace(staged, output)
-        runs.write_atomically(labels, label_lines)
-        runs.write_atomically(sidecar, json.dumps(metadata, indent=2) + "\n")
+        write_atomically(labels, label_lines)
+        write_atomically(sidecar, json.dumps(metadata, indent=2) + "\n")
     return labels, sidecar
 
 
