@@ -6,6 +6,7 @@ import re
 from setuptools import find_packages, setup
 
 HERE = pathlib.Path(__file__).parent
+HUB = ["keras-hub>=0.21", "kagglehub>=0.3"]  # keras-hub presets, Kaggle handles
 VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "eca_keras/__init__.py").read_text())[1]
 
 setup(
@@ -27,10 +28,20 @@ setup(
         "pyyaml>=5.4",
         "tensorboard>=2.16",  # TensorFlow 2.21 no longer installs it; runs write TensorBoard logs
         "ai-edge-litert>=2.3",  # the LiteRT interpreter: every TFLite export verifies itself
+        "huggingface_hub>=0.24",  # timm's weights and hf:// presets, through the hub's own cache
     ],
     extras_require={
+        "hub": HUB,
         "benchmark": ["torch>=2.1", "matplotlib>=3.5"],
-        "test": ["pytest>=7", "pytest-xdist>=3", "ruff>=0.5", "jax[cpu]>=0.4.30", "torch>=2.1"],
+        "test": [
+            "pytest>=7",
+            "pytest-xdist>=3",
+            "ruff>=0.5",
+            "jax[cpu]>=0.4.30",
+            "torch>=2.1",
+            "timm>=1.0.15",  # the reference of timm's models
+            *HUB,
+        ],
     },
     entry_points={"console_scripts": ["eca-keras=eca_keras.cli:main"]},
     classifiers=[

@@ -34,6 +34,8 @@ PUBLISHED_PARAMS = {
     "ecaresnet101d": 44_568_563,
     "ecaresnetlight": 30_162_046,
     "ecaresnet269d": 102_093_077,
+    "ecaresnet50d_pruned": 19_939_713,
+    "ecaresnet101d_pruned": 24_876_040,
 }
 # The same networks without ECA: torchvision's resnet18 / resnet50 / mobilenet_v2.
 PLAIN_PARAMS = {

@@ -59,7 +59,7 @@ def test_published_preset_reloads_in_a_fresh_process_and_matches_pytorch(name, t
     keras-hub's ImageClassifier.from_preset in a new process: logits equal PyTorch's (float64)
     on the images the preset's own preprocessor prepared; the card and manifest are right."""
     torch.manual_seed(0)
-    torch_model = ref.randomize_(references.reference_model(name), seed=2)
+    torch_model = references.randomize(references.reference_model(name), seed=2)
     suffix = ".pth.tar" if references.registry.model_info(name).origin == "official" else ".st"
     checkpoint = references.save_checkpoint(name, torch_model, tmp_path / f"upstream{suffix}")
     preset = tmp_path / "preset"

@@ -1,10 +1,12 @@
 """Converted weights compute what the PyTorch models compute (logits and features).
 
-PyTorch reference models (eca_keras/torch_reference.py, written independently of the Keras code)
-get random weights and BatchNorm statistics, are saved the way upstream publishes them (the
-official release's wrapped ``module.`` state dict, one in the legacy pre-1.6 format; timm's
-safetensors), converted, and compared in inference mode on an odd input size (67 px) that
-exercises the symmetric padding and the ceil-mode average pooling.
+The official models are checked against the independent PyTorch re-implementation of the
+official code (eca_keras/testing/torch_reference.py: the official code is not a package); timm's
+against timm itself. Each gets random weights and BatchNorm statistics, is saved the way upstream
+publishes it (the official release's wrapped ``module.`` state dict, one in the legacy pre-1.6
+format; timm's safetensors), converted, and compared in inference mode with the PyTorch model run
+in float64 on an odd input size (67 px) that exercises the symmetric padding and the ceil-mode
+average pooling.
 """
 
 import subprocess
@@ -13,58 +15,43 @@ import sys
 import keras
 import numpy as np
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-from eca_keras.applications import get_model  # noqa: E402
-from eca_keras.applications.weights import convert_checkpoint  # noqa: E402
-from eca_keras.testing import checkpoints  # noqa: E402
-from eca_keras.testing import torch_reference as ref  # noqa: E402
+from eca_keras.applications import get_model, list_models, model_info
+from eca_keras.applications.weights import convert_checkpoint
+from eca_keras.testing import references
+from eca_keras.testing import torch_reference as ref
 
 SIZE = 67
-OFFICIAL_DEPTHS = {"eca_resnet18": 18, "eca_resnet34": 34, "eca_resnet50": 50,
-                   "eca_resnet101": 101, "eca_resnet152": 152}  # fmt: skip
-TIMM = ["ecaresnet26t", "ecaresnet50d", "ecaresnet50t", "ecaresnetlight", "ecaresnet101d",
-        "ecaresnet269d"]  # fmt: skip
 SMALL = {"eca_resnet18", "eca_mobilenet_v2", "ecaresnet26t", "ecaresnet50d"}
 LEGACY_FORMAT = {"eca_resnet50", "eca_mobilenet_v2"}  # saved like the 2019 release files
-
-
-def reference_model(name):
-    if name in OFFICIAL_DEPTHS:
-        return ref.official_resnet(OFFICIAL_DEPTHS[name])
-    if name == "eca_mobilenet_v2":
-        return ref.official_mobilenet_v2()
-    return ref.timm_ecaresnet(name)
+RESNETS = [name for name in list_models() if model_info(name).family in ("resnet", "mobilenet_v2")]
 
 
 def save_upstream(model, name, folder):
-    if name in TIMM:
-        path = folder / f"{name}.safetensors"
-        checkpoints.save_timm_safetensors(model, path)
-    else:
-        path = folder / f"{name}.pth.tar"
-        checkpoints.save_release_checkpoint(model, path, arch=name, legacy=name in LEGACY_FORMAT)
-    return path
+    suffix = ".pth.tar" if model_info(name).origin == "official" else ".safetensors"
+    path = folder / f"{name}{suffix}"
+    return references.save_checkpoint(name, model, path, legacy=name in LEGACY_FORMAT)
 
 
 def relative_error(got, expected):
     return float(np.abs(got - expected).max() / np.abs(expected).max())
 
 
-@pytest.mark.parametrize("name", [*OFFICIAL_DEPTHS, "eca_mobilenet_v2", *TIMM])
+@pytest.mark.parametrize("name", RESNETS)
 def test_converted_weights_match_pytorch(name, tmp_path):
     torch.manual_seed(0)
-    torch_model = ref.randomize_(reference_model(name), seed=1)
+    torch_model = references.randomize(references.reference_model(name), seed=1)
     checkpoint = save_upstream(torch_model, name, tmp_path)
     output = tmp_path / f"{name}.weights.h5"
     convert_checkpoint(name, checkpoint, output)
 
     images = np.random.default_rng(2).normal(size=(2, SIZE, SIZE, 3)).astype("float32")
-    nchw = torch.from_numpy(images.transpose(0, 3, 1, 2).copy())
+    nchw = torch.from_numpy(images.transpose(0, 3, 1, 2).copy()).double()
+    reference = torch_model.double()
     with torch.no_grad():
-        expected_logits = torch_model(nchw).numpy()
-        expected_features = torch_model.forward_features(nchw).numpy().transpose(0, 2, 3, 1)
+        expected_logits = reference(nchw).numpy()
+        expected_features = reference.forward_features(nchw).numpy().transpose(0, 2, 3, 1)
 
     # Eager calls: tracing a predict function costs more than the comparison (12 s for 269d).
     shape = (SIZE, SIZE, 3)
@@ -75,6 +62,14 @@ def test_converted_weights_match_pytorch(name, tmp_path):
     else:
         backbone = keras.Model(model.input, model.get_layer("avg_pool").input)
     assert relative_error(np.asarray(backbone(images)), expected_features) <= 1e-4
+
+
+@pytest.mark.parametrize("name", [name for name in RESNETS if model_info(name).reference == "timm"])
+def test_parameter_counts_equal_timms(name):
+    import timm
+
+    model = timm.create_model(name, pretrained=False)
+    assert sum(p.numel() for p in model.parameters()) == model_info(name).params
 
 
 def test_cli_convert_and_checkpoint_as_weights(tmp_path):

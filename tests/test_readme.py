@@ -51,11 +51,16 @@ def test_cli_reports_bad_input_clearly():
 
 
 def test_readme_weights_table_matches_the_registry():
-    from eca_keras.applications.weights import WEIGHTS
+    from eca_keras.applications import registry
+    from eca_keras.hub.presets import preset_name
 
     text = (ROOT / "README.md").read_text()
-    for name, source in WEIGHTS.items():
+    for entry in registry.weight_entries().values():
         row = next(
-            line for line in text.splitlines() if line.startswith(f"| `{name}` | `{source.name}`")
+            line
+            for line in text.splitlines()
+            if line.startswith(f"| `{entry.model}` | `{entry.name}`")
         )
-        assert f"{source.top1:.2f}" in row and source.file_name in row
+        assert entry.file_name in row and f"`{preset_name(entry)}`" in row
+        for result in entry.results:
+            assert f"{result.top1:.2f}" in row and f"@ {result.size} ({result.crop_pct})" in row

@@ -1,4 +1,5 @@
-"""Sanity tests for the PyTorch reference models in ``eca_keras.torch_reference``."""
+"""Sanity tests for the PyTorch re-implementation of the official code
+(``eca_keras.testing.torch_reference``) and the checkpoint writers."""
 
 from collections import OrderedDict
 
@@ -16,18 +17,10 @@ PARAM_COUNTS = {
     ("official", 101): 44_549_317,
     ("official", 152): 60_193_042,
     ("official", "mobilenet_v2"): 3_504_903,
-    ("timm", "ecaresnet26t"): 16_011_916,
-    ("timm", "ecaresnet50d"): 25_576_350,
-    ("timm", "ecaresnet50t"): 25_573_814,
-    ("timm", "ecaresnetlight"): 30_162_046,
-    ("timm", "ecaresnet101d"): 44_568_563,
-    ("timm", "ecaresnet269d"): 102_093_077,
 }
 
 
 def build(family, name, **kw):
-    if family == "timm":
-        return ref.timm_ecaresnet(name, **kw)
     if name == "mobilenet_v2":
         return ref.official_mobilenet_v2(**kw)
     return ref.official_resnet(name, **kw)
@@ -38,16 +31,11 @@ def test_param_counts(family, name):
     assert ref.count_params(build(family, name)) == PARAM_COUNTS[(family, name)]
 
 
-def test_timm_eca_kernel_sizes():
-    assert [ref.timm_eca_kernel_size(c) for c in (64, 256, 512, 1024, 2048)] == [3, 5, 5, 5, 7]
-
-
 @pytest.mark.parametrize(
     "family,name,feat",
     [
         ("official", 18, (2, 512, 2, 2)),
         ("official", "mobilenet_v2", (2, 1280, 2, 2)),
-        ("timm", "ecaresnet26t", (2, 2048, 2, 2)),
     ],
 )
 def test_forward_shapes(family, name, feat):
@@ -108,42 +96,6 @@ def test_official_mobilenet_v2_keys():
     assert sd["classifier.1.weight"].shape == (1000, 1280)
 
 
-def test_timm_keys():
-    m = ref.timm_ecaresnet("ecaresnet50d")
-    sd = m.state_dict()
-    assert sd["conv1.0.weight"].shape == (32, 3, 3, 3)
-    assert sd["conv1.3.weight"].shape == (32, 32, 3, 3)
-    assert sd["conv1.6.weight"].shape == (64, 32, 3, 3)
-    assert sd["bn1.weight"].shape == (64,)
-    assert sd["layer1.0.downsample.1.weight"].shape == (256, 64, 1, 1)
-    assert "layer1.0.downsample.2.num_batches_tracked" in sd
-    assert sd["layer1.0.se.conv.weight"].shape == (1, 1, 5)
-    assert sd["layer2.0.se.conv.weight"].shape == (1, 1, 5)
-    assert sd["layer4.0.se.conv.weight"].shape == (1, 1, 7)
-    assert not any(".eca." in k for k in sd)
-    assert list(m.layer1[0].downsample[0].parameters()) == []
-    assert isinstance(m.layer1[0].downsample[0], torch.nn.Identity)
-    assert isinstance(m.layer2[0].downsample[0], torch.nn.AvgPool2d)
-    tiered = ref.timm_ecaresnet("ecaresnet26t").state_dict()
-    assert tiered["conv1.0.weight"].shape == (24, 3, 3, 3)
-    assert tiered["conv1.3.weight"].shape == (32, 24, 3, 3)
-    light = ref.timm_ecaresnet("ecaresnetlight").state_dict()
-    assert light["conv1.weight"].shape == (64, 3, 7, 7)
-
-
-def test_avg_down_ceil_mode_odd_input():
-    m = ref.randomize_(ref.timm_ecaresnet("ecaresnet26t", num_classes=5), seed=2)
-    pool = m.layer2[0].downsample[0]
-    x = torch.arange(49.0).reshape(1, 1, 7, 7)
-    y = pool(x)
-    assert y.shape == (1, 1, 4, 4)
-    assert y[0, 0, 0, 0] == (0 + 1 + 7 + 8) / 4
-    assert y[0, 0, 3, 3] == 48  # lone corner: padding not counted
-    assert y[0, 0, 0, 3] == (6 + 13) / 2
-    with torch.no_grad():  # strided 3x3 convs and ceil-mode pooling agree on odd sizes
-        assert m(torch.randn(1, 3, 75, 75)).shape == (1, 5)
-
-
 @pytest.mark.parametrize("legacy", [False, True])
 def test_release_checkpoint_roundtrip(tmp_path, legacy):
     model = ref.randomize_(ref.official_resnet(18), seed=5)
@@ -169,7 +121,9 @@ def test_release_checkpoint_roundtrip(tmp_path, legacy):
 
 def test_save_timm_safetensors(tmp_path):
     safetensors_torch = pytest.importorskip("safetensors.torch")
-    model = ref.randomize_(ref.timm_ecaresnet("ecaresnet26t"), seed=6)
+    import timm
+
+    model = ref.randomize_(timm.create_model("ecaresnet26t"), seed=6)
     path = tmp_path / "model.safetensors"
     checkpoints.save_timm_safetensors(model, path)
     loaded = safetensors_torch.load_file(str(path))

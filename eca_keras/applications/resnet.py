@@ -33,6 +33,17 @@ class ResNetVariant:
     kernel_sizes: tuple  # ECA kernel size per stage
     stem: str = "plain"  # "plain" (7x7/2), "deep" (3x3 32-32-64), "deep_tiered" (3x3 24-32-64)
     avg_down: bool = False  # shortcut: AvgPool(2, ceil) -> 1x1 conv -> BN, instead of strided 1x1
+    # Pruned widths (timm's *_pruned): per stage (output channels, per block (conv1, conv2)
+    # channels); the layers per stage follow from it. None: the standard widths.
+    pruned: tuple | None = None
+
+    def widths(self, stage, block):
+        """``(conv1, conv2, output)`` channels of block ``block`` of stage ``stage`` (from 0)."""
+        if self.pruned is not None:
+            output, blocks = self.pruned[stage]
+            return (*blocks[block], output)
+        width = STAGE_WIDTHS[stage]
+        return width, width, width * EXPANSION[self.block]
 
 
 RESNET_VARIANTS = {}  # name -> ResNetVariant, filled by register_resnet
@@ -75,20 +86,21 @@ def _shortcut(x, filters, stride, avg_down, name):
     return blocks.conv_bn(x, filters, 1, stride, f"{name}_0", activation=None)
 
 
-def _block(x, variant, filters, stride, kernel_size, attention, needs_shortcut, name):
-    """A basic or bottleneck block with ECA before the residual add."""
+def _block(x, variant, widths, stride, kernel_size, attention, needs_shortcut, name):
+    """A basic or bottleneck block with ECA before the residual add; ``widths``: the
+    ``(conv1, conv2, output)`` channels."""
     from keras import layers
 
     from eca_keras.applications import blocks
 
-    out_filters = filters * EXPANSION[variant.block]
+    first, second, out_filters = widths
     shortcut = _shortcut(x, out_filters, stride, variant.avg_down, name) if needs_shortcut else x
     if variant.block == "basic":
-        y = blocks.conv_bn(x, filters, 3, stride, f"{name}_1")
+        y = blocks.conv_bn(x, first, 3, stride, f"{name}_1")
         last_kernel, last_name = 3, f"{name}_2"
     else:
-        y = blocks.conv_bn(x, filters, 1, 1, f"{name}_1")
-        y = blocks.conv_bn(y, filters, 3, stride, f"{name}_2")
+        y = blocks.conv_bn(x, first, 1, 1, f"{name}_1")
+        y = blocks.conv_bn(y, second, 3, stride, f"{name}_2")
         last_kernel, last_name = 1, f"{name}_3"
     if attention:
         y = blocks.conv_bn_eca(y, out_filters, last_kernel, last_name, kernel_size, f"{name}_eca")
@@ -100,17 +112,17 @@ def _block(x, variant, filters, stride, kernel_size, attention, needs_shortcut, 
 
 def _stages(x, variant, kernel_sizes, attention):
     in_filters = 64
-    stages = zip(STAGE_WIDTHS, STAGE_STRIDES, variant.layers, kernel_sizes, strict=True)
-    for stage, (filters, stride, depth, kernel_size) in enumerate(stages, start=2):
-        out_filters = filters * EXPANSION[variant.block]
+    stages = zip(STAGE_STRIDES, variant.layers, kernel_sizes, strict=True)
+    for stage, (stride, depth, kernel_size) in enumerate(stages):
         for index in range(depth):
+            widths = variant.widths(stage, index)
             block_stride = stride if index == 0 else 1
-            needs_shortcut = block_stride != 1 or in_filters != out_filters
-            name = f"conv{stage}_block{index + 1}"
+            needs_shortcut = block_stride != 1 or in_filters != widths[2]
+            name = f"conv{stage + 2}_block{index + 1}"
             x = _block(
-                x, variant, filters, block_stride, kernel_size, attention, needs_shortcut, name
+                x, variant, widths, block_stride, kernel_size, attention, needs_shortcut, name
             )
-            in_filters = out_filters
+            in_filters = widths[2]
     return x
 
 
@@ -358,6 +370,67 @@ ECAResNet101D = register_resnet(
         )
     ],
     keras_baseline="ResNet101",
+    **_TIMM_FACTS,
+)
+# timm's ecaresnet50d_pruned / ecaresnet101d_pruned: channels per stage and block as timm's
+# pruned definitions give them (per stage: output, then (conv1, conv2) per block); ECA kernel
+# sizes stay those of the unpruned network.
+_PRUNED_50D = (
+    (19, ((47, 18), (52, 22), (64, 35))),
+    (171, ((85, 37), (107, 80), (120, 85), (125, 87))),
+    (818, ((198, 126), (255, 232), (256, 233), (253, 235), (256, 225), (256, 239))),
+    (2022, ((492, 237), (512, 500), (512, 490))),
+)
+_PRUNED_101D = (
+    (26, ((45, 25), (53, 20), (60, 27))),
+    (142, ((81, 24), (93, 49), (102, 54), (122, 78))),
+    (
+        278,
+        (
+            (101, 25), (239, 160), (234, 156), (250, 176), (253, 191), (251, 175), (230, 128),
+            (244, 154), (244, 159), (238, 97), (244, 149), (253, 181), (245, 119), (255, 216),
+            (256, 201), (253, 149), (254, 141), (256, 190), (256, 217), (255, 156), (256, 155),
+            (256, 232), (256, 214),
+        ),
+    ),
+    (2042, ((499, 289), (512, 512), (512, 502))),
+)  # fmt: skip
+ECAResNet50DPruned = register_resnet(
+    "ecaresnet50d_pruned",
+    "ECAResNet50DPruned",
+    ResNetVariant("bottleneck", (3, 4, 6, 3), _TIMM_K, "deep", True, _PRUNED_50D),
+    params=19_939_713,
+    summary=_TIMM.format("ecaresnet50d_pruned", "a deep stem, avg-down, pruned channels"),
+    weights=[
+        timm_weights(
+            "ecaresnet50d_pruned",
+            "miil_in1k",
+            224,
+            0.875,
+            79.714,
+            94.862,
+            (288, 0.95, 80.808, 95.566),
+        )
+    ],  # fmt: skip
+    **_TIMM_FACTS,
+)
+ECAResNet101DPruned = register_resnet(
+    "ecaresnet101d_pruned",
+    "ECAResNet101DPruned",
+    ResNetVariant("bottleneck", (3, 4, 23, 3), _TIMM_K, "deep", True, _PRUNED_101D),
+    params=24_876_040,
+    summary=_TIMM.format("ecaresnet101d_pruned", "a deep stem, avg-down, pruned channels"),
+    weights=[
+        timm_weights(
+            "ecaresnet101d_pruned",
+            "miil_in1k",
+            224,
+            0.875,
+            80.810,
+            95.642,
+            (288, 0.95, 82.016, 96.180),
+        )
+    ],  # fmt: skip
     **_TIMM_FACTS,
 )
 ECAResNet269D = register_resnet(

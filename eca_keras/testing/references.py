@@ -31,6 +31,21 @@ def reference_model(name, attention=True, num_classes=1000):
     raise ValueError(f"{name} has no PyTorch reference")
 
 
+def randomize(model, seed=0):
+    """Random weights and BatchNorm statistics (:func:`torch_reference.randomize_`), the last
+    BatchNorm of each residual branch scaled down, timm's blocks included (their last BatchNorm
+    is the one ``zero_init_last`` zeroes), so that deep networks keep activations O(1)."""
+    last = []
+    for module in model.modules():
+        if hasattr(module, "last_bn") and callable(module.last_bn):
+            last.append(module.last_bn())
+        elif hasattr(module, "zero_init_last"):
+            bn = getattr(module, "bn3", None) or getattr(module, "bn2", None)
+            if bn is not None:
+                last.append(bn)
+    return torch_reference.randomize_(model, seed=seed, last_bns=[bn for bn in last if bn])
+
+
 def has_reference(name):
     return registry.model_info(name).reference in ("official", "timm")
 

@@ -6,9 +6,9 @@ Test and benchmark tooling, not runtime: needs torch (``pip install eca_keras[be
 Re-implemented from architecture descriptions (not copied) so that their state-dict layouts match:
 
 * the official ECA-Net release (BangguWu/ECANet): torchvision-style ResNet v1 with an ``eca``
-  module per block, and ECA-MobileNetV2;
-* timm's ECA-ResNets (``timm/models/resnet.py``): deep / deep-tiered stems, avg-down shortcuts and
-  an ECA module named ``se`` whose kernel size is derived from the channel count.
+  module per block, and ECA-MobileNetV2.
+
+timm's models are checked against timm itself (:mod:`eca_keras.testing.references`).
 
 All models are NCHW, expose ``forward_features(x)`` (last feature map before pooling) and use
 BatchNorm eps 1e-5.
@@ -26,7 +26,6 @@ __all__ = [
     "MOBILENET_V2_SETTINGS",
     "OFFICIAL_RESNETS",
     "RELEASED_K_SIZES",
-    "TIMM_ECARESNETS",
     "EcaLayer",
     "MobileNetV2",
     "ResNet",
@@ -35,8 +34,6 @@ __all__ = [
     "official_mobilenet_v2",
     "official_resnet",
     "randomize_",
-    "timm_eca_kernel_size",
-    "timm_ecaresnet",
     "without_attention",
 ]
 
@@ -56,15 +53,6 @@ RELEASED_K_SIZES = {
     101: (3, 3, 5, 7),
     152: (3, 3, 5, 7),
 }
-# timm name -> (blocks per stage, stem type); all are bottleneck + avg_down + ECA named "se".
-TIMM_ECARESNETS = {
-    "ecaresnet26t": ((2, 2, 2, 2), "deep_tiered"),
-    "ecaresnet50d": ((3, 4, 6, 3), "deep"),
-    "ecaresnet50t": ((3, 4, 6, 3), "deep_tiered"),
-    "ecaresnetlight": ((1, 1, 11, 3), ""),
-    "ecaresnet101d": ((3, 4, 23, 3), "deep"),
-    "ecaresnet269d": ((3, 30, 48, 8), "deep"),
-}
 # MobileNetV2 inverted residual settings: expansion t, channels c, repeats n, first stride s.
 MOBILENET_V2_SETTINGS = (
     (1, 16, 1, 1),
@@ -75,12 +63,6 @@ MOBILENET_V2_SETTINGS = (
     (6, 160, 3, 2),
     (6, 320, 1, 1),
 )
-
-
-def timm_eca_kernel_size(channels: int, gamma: int = 2, beta: int = 1) -> int:
-    """timm's adaptive ECA kernel size: odd ``|log2(C) + beta| / gamma``, at least 3."""
-    t = int(abs((math.log2(channels) + beta) / gamma))
-    return max(t if t % 2 else t + 1, 3)
 
 
 class EcaLayer(nn.Module):
@@ -116,7 +98,6 @@ class Block(nn.Module):
         k_size: int,
         bottleneck: bool,
         downsample: nn.Module | None = None,
-        attn_name: str = "eca",
     ):
         super().__init__()
         self.bottleneck = bottleneck
@@ -129,8 +110,7 @@ class Block(nn.Module):
             self.conv1, self.bn1 = _conv(inplanes, planes, 3, stride), nn.BatchNorm2d(planes)
             self.conv2, self.bn2 = _conv(planes, planes, 3), nn.BatchNorm2d(planes)
         self.relu = nn.ReLU()
-        self.attn_name = attn_name
-        setattr(self, attn_name, EcaLayer(out, k_size))
+        self.eca = EcaLayer(out, k_size)
         self.downsample = downsample
 
     def last_bn(self) -> nn.BatchNorm2d:
@@ -143,38 +123,23 @@ class Block(nn.Module):
             y = self.bn3(self.conv3(self.relu(self.bn2(self.conv2(y)))))
         else:
             y = self.bn2(self.conv2(y))
-        y = getattr(self, self.attn_name)(y)
+        y = self.eca(y)
         return self.relu(y + shortcut)
 
 
 class ResNet(nn.Module):
-    """ResNet v1 with ECA, covering both the official (torchvision) and timm layouts.
-
-    ``k_sizes``: one ECA kernel size per stage, or ``None`` for timm's per-channel rule.
-    ``stem``: ``""`` (7x7 conv), ``"deep"`` (3x3 convs 32-32-64) or ``"deep_tiered"``
-    (24-32-64). ``avg_down``: AvgPool + 1x1 conv shortcut instead of a strided 1x1 conv.
-    """
+    """The official (torchvision-style) ResNet v1 with ECA; ``k_sizes``: one ECA kernel size per
+    stage."""
 
     def __init__(
         self,
         layers: Sequence[int],
         bottleneck: bool,
-        k_sizes: Sequence[int] | None = None,
+        k_sizes: Sequence[int],
         num_classes: int = 1000,
-        stem: str = "",
-        avg_down: bool = False,
-        attn_name: str = "eca",
     ):
         super().__init__()
-        if stem:
-            c0, c1 = {"deep": (32, 32), "deep_tiered": (24, 32)}[stem]
-            self.conv1 = nn.Sequential(
-                *(_conv(3, c0, 3, 2), nn.BatchNorm2d(c0), nn.ReLU()),
-                *(_conv(c0, c1, 3), nn.BatchNorm2d(c1), nn.ReLU()),
-                _conv(c1, 64, 3),
-            )
-        else:
-            self.conv1 = _conv(3, 64, 7, 2)
+        self.conv1 = _conv(3, 64, 7, 2)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU()
         self.maxpool = nn.MaxPool2d(3, 2, 1)
@@ -182,20 +147,11 @@ class ResNet(nn.Module):
         inplanes = 64
         for i, (n, planes) in enumerate(zip(layers, (64, 128, 256, 512), strict=True)):
             stride, out = (1 if i == 0 else 2), planes * expansion
-            k = k_sizes[i] if k_sizes is not None else timm_eca_kernel_size(out)
             downsample = None
             if stride != 1 or inplanes != out:
-                if avg_down:
-                    pool = (
-                        nn.AvgPool2d(2, stride, ceil_mode=True, count_include_pad=False)
-                        if stride != 1
-                        else nn.Identity()
-                    )
-                    downsample = nn.Sequential(pool, _conv(inplanes, out, 1), nn.BatchNorm2d(out))
-                else:
-                    downsample = nn.Sequential(_conv(inplanes, out, 1, stride), nn.BatchNorm2d(out))
-            blocks = [Block(inplanes, planes, stride, k, bottleneck, downsample, attn_name)]
-            blocks += [Block(out, planes, 1, k, bottleneck, None, attn_name) for _ in range(n - 1)]
+                downsample = nn.Sequential(_conv(inplanes, out, 1, stride), nn.BatchNorm2d(out))
+            blocks = [Block(inplanes, planes, stride, k_sizes[i], bottleneck, downsample)]
+            blocks += [Block(out, planes, 1, k_sizes[i], bottleneck) for _ in range(n - 1)]
             setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
             inplanes = out
         self.avgpool = nn.AdaptiveAvgPool2d(1)
@@ -220,12 +176,6 @@ def official_resnet(
     if len(k_sizes) != 4:
         raise ValueError(f"need 4 k_sizes, got {k_sizes}")
     return ResNet(layers, bottleneck, k_sizes, num_classes)
-
-
-def timm_ecaresnet(name: str, num_classes: int = 1000) -> ResNet:
-    """timm ECA-ResNet variant by name (see ``TIMM_ECARESNETS``)."""
-    layers, stem = TIMM_ECARESNETS[name]
-    return ResNet(layers, True, None, num_classes, stem=stem, avg_down=True, attn_name="se")
 
 
 def _conv_bn_relu(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1):
@@ -296,13 +246,16 @@ def count_params(model: nn.Module, trainable_only: bool = True) -> int:
 
 
 @torch.no_grad()
-def randomize_(model: nn.Module, seed: int = 0, last_bn_scale: float = 0.2) -> nn.Module:
+def randomize_(
+    model: nn.Module, seed: int = 0, last_bn_scale: float = 0.2, last_bns=None
+) -> nn.Module:
     """Fill all parameters and BN buffers with seeded random values; return ``model.eval()``.
 
     Convs get He-normal weights, ECA kernels N(0, 1/k), Linear N(0, 1/fan_in); BN gets
     weight U(0.5, 1.5), bias N(0, 0.1), running_mean N(0, 0.1), running_var U(0.5, 2.0). The last
-    BN of every residual branch has its weight/bias scaled by ``last_bn_scale`` so that very deep
-    nets (ResNet-152, ECA-ResNet-269d) keep activations O(1).
+    BN of every residual branch (``last_bns``, default: the ``last_bn()`` of this module's blocks)
+    has its weight/bias scaled by ``last_bn_scale`` so that very deep nets (ResNet-152,
+    ECA-ResNet-269d) keep activations O(1).
     """
     g = torch.Generator().manual_seed(seed)
 
@@ -312,7 +265,9 @@ def randomize_(model: nn.Module, seed: int = 0, last_bn_scale: float = 0.2) -> n
     def rand(t: torch.Tensor, lo: float, hi: float) -> None:
         t.copy_(torch.rand(t.shape, generator=g) * (hi - lo) + lo)
 
-    last = {id(m.last_bn()) for m in model.modules() if getattr(m, "last_bn", lambda: None)()}
+    if last_bns is None:
+        last_bns = [m.last_bn() for m in model.modules() if getattr(m, "last_bn", lambda: None)()]
+    last = {id(bn) for bn in last_bns}
     for m in model.modules():
         if isinstance(m, nn.Conv1d):
             randn(m.weight, 1.0 / math.sqrt(m.weight.shape[-1]))
