@@ -51,8 +51,8 @@ def _result(result):
 
 def markdown(table):
     lines = [
-        "| model | weights (`weights=`) | preset name | source (file) | top-1 / top-5 @ size (crop) "
-        "| at timm's test size | resize | params |",
+        "| model | weights (`weights=`) | preset name | source (file) "
+        "| top-1 / top-5 @ size (crop) | at timm's test size | resize | params |",
         "|---|---|---|---|---|---|---|---:|",
     ]
     for row in table:
