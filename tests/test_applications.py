@@ -34,6 +34,9 @@ PUBLISHED_PARAMS = {
     "ecaresnet101d": 44_568_563,
     "ecaresnetlight": 30_162_046,
     "ecaresnet269d": 102_093_077,
+    "eca_nfnet_l0": 24_143_924,
+    "eca_nfnet_l1": 41_407_728,
+    "eca_nfnet_l2": 56_722_348,
 }
 # The same networks without ECA: torchvision's resnet18 / resnet50 / mobilenet_v2.
 PLAIN_PARAMS = {

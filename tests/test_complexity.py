@@ -25,11 +25,17 @@ def torch_macs(module, size):
         ("eca_resnet50", lambda: torch_reference.official_resnet(50)),
         ("eca_mobilenet_v2", torch_reference.official_mobilenet_v2),
         ("ecaresnet26t", lambda: torch_reference.timm_ecaresnet("ecaresnet26t")),
+        ("eca_nfnet_l0", lambda: timm_model("eca_nfnet_l0")),
     ],
 )
 def test_macs_match_pytorch(name, reference):
     keras_model = get_model(name, weights=None, input_shape=(224, 224, 3))
     assert count_macs(keras_model) == torch_macs(reference(), 224)
+
+
+def timm_model(name):
+    timm = pytest.importorskip("timm")
+    return timm.create_model(name, pretrained=False)
 
 
 def test_eca_costs_a_few_thousand_macs():
