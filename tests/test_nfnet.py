@@ -151,18 +151,22 @@ def _timm_standardized(conv):
 
 
 def test_scaled_std_conv_mixed_precision_standardises_in_float32():
-    _, reference, _ = conv_pair(16, 32, 3, 1, 1, 1.7881293296813965, 1e-5, seed=3)
+    """A kernel of 100 + N(0, 0.01) standardises well in float32; in float16 (steps of 1/16 at
+    100) it would be noise. Under mixed_float16 the layer computes in float16 but standardises
+    the float32 variables, then casts."""
+    _, reference, layer = conv_pair(16, 32, 3, 1, 1, 1.7881293296813965, 1e-5, seed=3)
+    kernel, bias, gain = layer.get_weights()
+    kernel = 100 + 0.01 * np.random.default_rng(0).normal(size=kernel.shape).astype("float32")
+    layer.set_weights([kernel, bias, gain])
     keras.config.set_dtype_policy("mixed_float16")
-    layer = ScaledStdConv2D(32, 3, padding="same", gamma=1.7881293296813965, epsilon=1e-5)
+    mixed = ScaledStdConv2D(32, 3, padding="same", gamma=1.7881293296813965, epsilon=1e-5)
     inputs = keras.Input((None, None, 16))
-    model = keras.Model(inputs, layer(inputs))
+    model = keras.Model(inputs, mixed(inputs))
     model.set_weights(reference.get_weights())
-    assert {w.dtype for w in layer.weights} == {"float32"}
     x = np.random.default_rng(1).normal(size=(2, 9, 9, 16)).astype("float32")
     got = keras.ops.convert_to_numpy(model(x))
     assert got.dtype == np.float16
-    expected = keras.ops.convert_to_numpy(reference(x))
-    assert relative_error(got, expected) <= 2e-3
+    assert relative_error(got, keras.ops.convert_to_numpy(reference(x))) <= 2e-3
 
 
 def test_scaled_std_conv_saves_its_gain(tmp_path):
@@ -331,7 +335,7 @@ def test_deeper_eca_nfnets_match_timm(name, tmp_path):
 
 
 def test_attention_false_is_timms_nfnet_without_attention(tmp_path):
-    """The plain twin is timm's same network with ``attn_layer=None`` (no ECA, no gain of 2)."""
+    """The plain twin is timm's same network with ``attn_layer=""`` (no ECA, no gain of 2)."""
     reference = timm_nfnet("eca_nfnet_l0", seed=12, attn_layer="")
     checkpoint = save_as_timm(reference, tmp_path / "plain.safetensors")
     model = ECANFNetL0(
@@ -343,6 +347,22 @@ def test_attention_false_is_timms_nfnet_without_attention(tmp_path):
     images = np.random.default_rng(12).normal(size=(1, SIZE, SIZE, 3))
     logits, _ = timm_outputs(reference, images)
     assert relative_error(model(images.astype("float32")), logits) <= 1e-4
+
+
+@pytest.mark.parametrize("name", ["eca_nfnet_l0", "eca_nfnet_l1", "eca_nfnet_l2"])
+def test_weight_rows_are_timms_pretrained_configs(name):
+    """Sizes, crops, interpolation, mean/std and the Hugging Face repository of each weight row
+    are timm's ``pretrained_cfg`` (the accuracies are results-imagenet.csv's, typed in)."""
+    from eca_keras.applications import model_info
+
+    for entry in model_info(name).weights:
+        cfg = timm.models.get_pretrained_cfg(entry.name)
+        assert (entry.eval.input_size, entry.eval.crop_pct) == (cfg.input_size[1], cfg.crop_pct)
+        assert (entry.test_size, entry.test_crop_pct) == (cfg.test_input_size[1], cfg.test_crop_pct)
+        assert entry.eval.interpolation == cfg.interpolation
+        assert np.allclose(entry.eval.mean, cfg.mean) and np.allclose(entry.eval.std, cfg.std)
+        assert entry.hf_repo == cfg.hf_hub_id
+        assert [r.size for r in entry.results] == [entry.eval.input_size, entry.test_size]
 
 
 # --- keras.applications behaviour ---------------------------------------------------------
@@ -428,12 +448,12 @@ def test_pretrained_variants_are_refused():
 
 
 def test_mixed_float16_model_matches_float32():
-    reference = ECANFNetL0(weights=None, input_shape=(64, 64, 3), classifier_activation=None)
+    reference = ECANFNetL0(weights=None, input_shape=(32, 32, 3), classifier_activation=None)
     randomize_gains(reference, 14)
     keras.config.set_dtype_policy("mixed_float16")
-    model = ECANFNetL0(weights=None, input_shape=(64, 64, 3), classifier_activation=None)
+    model = ECANFNetL0(weights=None, input_shape=(32, 32, 3), classifier_activation=None)
     model.set_weights(reference.get_weights())
-    x = np.random.default_rng(14).uniform(-1, 1, (2, 64, 64, 3)).astype("float32")
+    x = np.random.default_rng(14).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
     expected = np.asarray(reference(x))
     got = np.asarray(model(x)).astype("float32")
     assert np.abs(got - expected).max() <= 0.01 * np.abs(expected).max()
