@@ -36,6 +36,9 @@ PUBLISHED_PARAMS = {
     "ecaresnet269d": 102_093_077,
     "ecaresnet50d_pruned": 19_939_713,
     "ecaresnet101d_pruned": 24_876_040,
+    "eca_nfnet_l0": 24_143_924,
+    "eca_nfnet_l1": 41_407_728,
+    "eca_nfnet_l2": 56_722_348,
 }
 # The same networks without ECA: torchvision's resnet18 / resnet50 / mobilenet_v2.
 PLAIN_PARAMS = {

@@ -20,7 +20,14 @@ def torch_macs(module, size):
 
 @pytest.mark.parametrize(
     "name",
-    ["eca_resnet18", "eca_resnet50", "eca_mobilenet_v2", "ecaresnet26t", "ecaresnet50d_pruned"],
+    [
+        "eca_resnet18",
+        "eca_resnet50",
+        "eca_mobilenet_v2",
+        "ecaresnet26t",
+        "ecaresnet50d_pruned",
+        "eca_nfnet_l0",
+    ],
 )
 def test_macs_match_pytorch(name):
     """The official re-implementation and timm's own models, counted by FlopCounterMode."""

@@ -29,7 +29,7 @@ _LAYOUTS = {
 }
 # Keys a Keras model never needs: BatchNorm step counters; the head when include_top=False.
 _IGNORED_SUFFIXES = (".num_batches_tracked",)
-_HEAD_PREFIXES = ("fc.", "classifier.")
+_HEAD_PREFIXES = ("fc.", "classifier.", "head.fc.")
 
 
 class WeightMismatchError(ValueError):
@@ -160,7 +160,7 @@ def apply_checkpoint(model, path, allow_unused=False, family=None):
 
 
 def _to_upstream_shape(layer_class, param, keras_shape):
-    if param == "weight" and layer_class is keras.layers.Conv2D:
+    if param == "weight" and issubclass(layer_class, keras.layers.Conv2D):
         return (keras_shape[3], keras_shape[2], keras_shape[0], keras_shape[1])
     if param == "weight" and layer_class is keras.layers.DepthwiseConv2D:
         return (keras_shape[2], keras_shape[3], keras_shape[0], keras_shape[1])

@@ -25,9 +25,12 @@ def reference_model(name, attention=True, num_classes=1000):
     if info.reference == "timm":
         import timm
 
+        plain = {}
         if not attention:
-            raise ValueError(f"timm has no plain twin of {name}")
-        return timm.create_model(name, pretrained=False, num_classes=num_classes)
+            if info.family != "nfnet":
+                raise ValueError(f"timm has no plain twin of {name}")
+            plain = {"attn_layer": ""}  # timm's NormFreeNet without attention (None is dropped)
+        return timm.create_model(name, pretrained=False, num_classes=num_classes, **plain)
     raise ValueError(f"{name} has no PyTorch reference")
 
 
