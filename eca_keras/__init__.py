@@ -14,6 +14,8 @@ import sys
 
 __version__ = "0.2.0"
 
+from eca_keras import lazy  # noqa: E402 (after the version, which setup.py reads)
+
 _LAZY = {
     "ECA": "eca_keras.layers",
     "eca_kernel_size": "eca_keras.layers",
@@ -24,13 +26,7 @@ _LAZY = {
 __all__ = ["ECA", "__version__", "applications", "eca_kernel_size", "layers"]
 
 
-def __getattr__(name):
-    if name not in _LAZY:
-        raise AttributeError(f"module 'eca_keras' has no attribute {name!r}")
-    module = importlib.import_module(_LAZY[name])
-    value = module if module.__name__.endswith(name) else getattr(module, name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy.attributes(__name__, _LAZY)
 
 
 def __dir__():

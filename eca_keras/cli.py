@@ -47,6 +47,11 @@ def _non_negative_float(value):
 # --------------------------------------------------------------------------- commands
 
 
+def _forward(args, names):
+    """``{name: args.name}``: the options a command hands on to the library function."""
+    return {name: getattr(args, name) for name in names}
+
+
 def cmd_models(args):
     """Lists the registered models with parameters, input size and ImageNet weights."""
     from eca_keras.applications import list_models, model_info
@@ -118,16 +123,8 @@ def cmd_evaluate(args):
 
     # With --json, stdout carries only the JSON object; the progress bar goes to stderr.
     with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):
-        result = evaluate_model(
-            args.model,
-            args.dataset,
-            weights=args.weights,
-            data_dir=args.data_dir,
-            batch_size=args.batch_size,
-            limit=args.limit,
-            num_classes=args.num_classes,
-            image_size=args.image_size,
-        )
+        options = ("weights", "data_dir", "batch_size", "limit", "num_classes", "image_size")
+        result = evaluate_model(args.model, args.dataset, **_forward(args, options))
     if args.json:
         print(json.dumps(result))
     else:
@@ -160,7 +157,7 @@ def cmd_train(args):
     from eca_keras.training import recipes
 
     config = recipes.load_recipe(args.recipe)
-    flags = {key: getattr(args, key) for key in TRAIN_FLAGS}
+    flags = _forward(args, TRAIN_FLAGS)
     config.update({key: value for key, value in flags.items() if value is not None})
     if args.weights is not None:
         config["weights"] = _weights_argument(args.weights)
@@ -192,22 +189,12 @@ def cmd_export(args):
     """Exports a SavedModel or a TFLite file, verified against the Keras model."""
     from eca_keras.export import export
 
-    result = export(
-        args.output,
-        model_dir=args.model_dir,
-        model=args.model,
-        weights=args.weights,
-        format=args.format,
-        quantize=args.quantize,
-        input_size=args.input_size,
-        representative_data=args.representative_data,
-        data_dir=args.data_dir,
-        io_type=args.io_type,
-        batch_size=args.batch_size,
-        calibration_images=args.calibration_images,
-        verification_images=args.verification_images,
-        overwrite=args.overwrite,
-    )
+    options = (
+        "model_dir", "model", "weights", "format", "quantize", "input_size",
+        "representative_data", "data_dir", "io_type", "batch_size", "calibration_images",
+        "verification_images", "overwrite",
+    )  # fmt: skip
+    result = export(args.output, **_forward(args, options))
     if result.operators:
         print("ops: " + ", ".join(f"{name} x{count}" for name, count in result.operators.items()))
     print(f"wrote {result.path} ({result.size_bytes / 2**20:.2f} MiB), labels {result.labels_path}")

@@ -37,12 +37,20 @@ def partial_name(path, suffix=""):
     return os.path.join(folder, f".{stem}.partial-{os.getpid()}{suffix}{extension}")
 
 
-def save_model_atomically(model, path):
-    """``model.save(path)`` through a temporary ``.keras`` file and a rename."""
+def save_atomically(save, path):
+    """Calls ``save(temporary)`` with a temporary path beside ``path`` (same extension), then
+    renames it to ``path``: e.g. ``save_atomically(model.save_weights, "m.weights.h5")``."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
     partial = partial_name(path)
     try:
-        model.save(partial)
+        save(partial)
         os.replace(partial, path)
     finally:
         if os.path.exists(partial):
             os.remove(partial)
+
+
+def save_model_atomically(model, path):
+    """``model.save(path)`` through a temporary ``.keras`` file and a rename."""
+    save_atomically(model.save, path)

@@ -24,7 +24,7 @@ import zipfile
 
 import yaml
 
-from eca_keras.files import partial_name, save_model_atomically, write_atomically
+from eca_keras.files import save_atomically, save_model_atomically, write_atomically
 from eca_keras.preprocessing import IMAGENET_MEAN, IMAGENET_STD, EvalConfig
 
 CONFIG_FILE = "config.yaml"
@@ -347,13 +347,7 @@ def _backup_class():
                 return
             os.makedirs(self.backup_dir, exist_ok=True)
             weights = f"epoch-{self._current_epoch:05d}.weights.h5"
-            partial = partial_name(os.path.join(self.backup_dir, weights))
-            try:
-                self.model.save_weights(partial)
-                os.replace(partial, os.path.join(self.backup_dir, weights))
-            finally:
-                if os.path.exists(partial):
-                    os.remove(partial)
+            save_atomically(self.model.save_weights, os.path.join(self.backup_dir, weights))
             state = {"epoch": self._current_epoch, "weights": weights}
             write_atomically(self._record, json.dumps(state) + "\n")
             for name in os.listdir(self.backup_dir):  # the weights no record points to

@@ -13,7 +13,13 @@ PACKAGE = ROOT / "eca_keras"
 # (The weight loader sits below the constructors: keras.applications' contract is that a
 # constructor takes `weights=`, so the constructors load weights, not the other way round.)
 LAYERS = [
-    ("eca_keras", "eca_keras.preprocessing", "eca_keras.layers", "eca_keras.files"),
+    (
+        "eca_keras",
+        "eca_keras.preprocessing",
+        "eca_keras.layers",
+        "eca_keras.files",
+        "eca_keras.lazy",
+    ),
     ("eca_keras.applications.registry", "eca_keras.applications.constructors"),
     ("eca_keras.convert", "eca_keras.downloads"),
     ("eca_keras.applications.weights",),

@@ -8,8 +8,7 @@ Keras nor TensorFlow until a model is built); ``preprocess_input`` and ``decode_
 load on first use.
 """
 
-import importlib
-
+from eca_keras import lazy
 from eca_keras.applications.mobilenet_v2 import *  # noqa: F403 (the families' constructors)
 from eca_keras.applications.registry import get_model, list_models, model_info
 from eca_keras.applications.resnet import *  # noqa: F403
@@ -24,12 +23,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name):
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy.attributes(__name__, _LAZY)
 
 
 def _constructors():

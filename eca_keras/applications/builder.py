@@ -24,15 +24,9 @@ def pretrained_entry(model_name, weights):
 
 
 def _check_arguments(
-    model_name,
-    include_top,
-    weights,
-    input_shape,
-    pooling,
-    classes,
-    classifier_activation,
-    default_size,
-):
+    model_name, default_size, *, include_top, weights, input_shape, pooling, classes,
+    classifier_activation, **_,
+):  # fmt: skip
     """Validates like keras.applications and returns the resolved input shape."""
     entry = pretrained_entry(model_name, weights)
     # keras.applications' checks see a registered tag as "imagenet", and a preset as a file
@@ -79,34 +73,16 @@ def _model_input(input_tensor, input_shape):
     return input_tensor
 
 
-def build_application(
-    model_name,
-    body,
-    *,
-    include_top,
-    weights,
-    input_tensor,
-    input_shape,
-    pooling,
-    classes,
-    classifier_activation,
-    name,
-    default_size,
-    dropout_rate=0.0,
-):
-    """Validates the arguments, makes the input, runs ``body(inputs) -> features``, adds the head
-    (``avg_pool`` [-> ``top_dropout``] -> ``predictions``) or the pooling, and loads ``weights``.
+def build_application(model_name, body, *, default_size, dropout_rate=0.0, **arguments):
+    """Validates keras.applications' ``arguments`` (``include_top``, ``weights``,
+    ``input_tensor``, ``input_shape``, ``pooling``, ``classes``, ``classifier_activation``,
+    ``name``), makes the input, runs ``body(inputs) -> features``, adds the head (``avg_pool``
+    [-> ``top_dropout``] -> ``predictions``) or the pooling, and loads ``weights``.
     """
-    input_shape = _check_arguments(
-        model_name,
-        include_top,
-        weights,
-        input_shape,
-        pooling,
-        classes,
-        classifier_activation,
-        default_size,
-    )
+    input_shape = _check_arguments(model_name, default_size, **arguments)
+    include_top, weights = arguments["include_top"], arguments["weights"]
+    pooling, input_tensor = arguments["pooling"], arguments["input_tensor"]
+    classes, classifier_activation = arguments["classes"], arguments["classifier_activation"]
     img_input = _model_input(input_tensor, input_shape)
     x = body(img_input)
     if include_top:
@@ -119,7 +95,7 @@ def build_application(
     elif pooling == "max":
         x = layers.GlobalMaxPooling2D(name="max_pool")(x)
     inputs = keras.utils.get_source_inputs(input_tensor) if input_tensor is not None else img_input
-    model = keras.Model(inputs, x, name=name)
+    model = keras.Model(inputs, x, name=arguments["name"])
     if weights is not None:
         load_model_weights(model, model_name, weights)
     return model

@@ -7,6 +7,8 @@ imports neither Keras nor TensorFlow; calling it builds the model.
 
 import inspect
 
+from eca_keras.applications import registry
+
 KERAS_APPLICATIONS_ARGUMENTS = (
     ("include_top", True),
     ("weights", "imagenet"),
@@ -89,3 +91,32 @@ def constructor_doc(title, summary, default_size, weights=(), extra=""):
         tags=tags,
         extra=extra,
     )
+
+
+STANDARD_EXTRAS = (("kernel_sizes", None), ("attention", True))
+
+
+def register_model(build, family, name, public_name, *, params, summary, weights=(), **options):
+    """One row of a family: the public constructor of ``name`` (built by ``build``) with its
+    docstring, registered with the rest of its :class:`~registry.ModelInfo` facts; returns the
+    constructor.
+
+    ``options``: ``kernel_sizes`` (the default ones, for the docstring) and ``unit`` (what one
+    kernel size covers, default "stage"), ``extras`` (the constructor's own arguments, default
+    ``kernel_sizes`` and ``attention``), ``extra_doc`` (more argument docs), ``module``, and the
+    other ModelInfo fields (``default_size`` 224 unless given, ``origin``, ``reference``...).
+    """
+    kernel_sizes = options.pop("kernel_sizes")
+    unit = options.pop("unit", "stage")
+    extras = options.pop("extras", STANDARD_EXTRAS)
+    extra_doc = options.pop("extra_doc", "")
+    module = options.pop("module", None)
+    default_size = options.setdefault("default_size", 224)
+    extra = KERNEL_SIZES_DOC.format(unit=unit, kernel_sizes=tuple(kernel_sizes)) + ATTENTION_DOC
+    doc = constructor_doc(public_name, summary, default_size, weights, extra=extra + extra_doc)
+    constructor = make_constructor(build, name, public_name, doc, extras, module)
+    info = registry.ModelInfo(
+        name, constructor, params, family=family, weights=weights, summary=summary, **options
+    )
+    registry.register(info)
+    return constructor

@@ -12,7 +12,7 @@ Layer names (block indices follow torchvision's ``features.N``, so ``block1`` is
   ``predictions``.
 """
 
-from eca_keras.applications import constructors, registry
+from eca_keras.applications import constructors
 from eca_keras.applications.registry import official_weights
 
 MODEL_NAME = "eca_mobilenet_v2"
@@ -139,39 +139,24 @@ _WEIGHTS = (
         baidu=("143B03YTGE2ogkPoCj3IorQ", "atpt"),
     ),
 )
-ECAMobileNetV2 = constructors.make_constructor(
+ECAMobileNetV2 = constructors.register_model(
     build_mobilenet_v2,
+    "mobilenet_v2",
     MODEL_NAME,
     "ECAMobileNetV2",
-    constructors.constructor_doc(
-        "ECAMobileNetV2",
-        _SUMMARY,
-        224,
-        _WEIGHTS,
-        extra=constructors.KERNEL_SIZES_DOC.format(
-            unit="row of the inverted-residual table (7 rows)", kernel_sizes=KERNEL_SIZES
-        )
-        + constructors.ATTENTION_DOC
-        + "\n    alpha: width multiplier, as in ``keras.applications.MobileNetV2``; ImageNet\n"
-        "        weights exist only for 1.0.",
-    ),
-    extras=(("kernel_sizes", None), ("attention", True), ("alpha", 1.0)),
+    params=3_504_903,  # the released model's trainable parameters
+    summary=_SUMMARY,
+    weights=_WEIGHTS,
+    kernel_sizes=KERNEL_SIZES,
+    unit="row of the inverted-residual table (7 rows)",
+    extras=(*constructors.STANDARD_EXTRAS, ("alpha", 1.0)),
+    extra_doc="\n    alpha: width multiplier, as in ``keras.applications.MobileNetV2``; ImageNet\n"
+    "        weights exist only for 1.0.",
     module=__name__,
-)
-registry.register(
-    registry.ModelInfo(
-        MODEL_NAME,
-        ECAMobileNetV2,
-        3_504_903,  # the released model's trainable parameters
-        default_size=224,
-        family="mobilenet_v2",
-        origin="official",
-        weights=_WEIGHTS,
-        head_dropout=DROPOUT_RATE,
-        keras_baseline="MobileNetV2",
-        reference="official",
-        summary=_SUMMARY,
-    )
+    origin="official",
+    head_dropout=DROPOUT_RATE,
+    keras_baseline="MobileNetV2",
+    reference="official",
 )
 
 __all__ = ["ECAMobileNetV2"]

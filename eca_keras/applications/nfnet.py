@@ -197,37 +197,11 @@ def build_nfnet(model_name, *, kernel_sizes=None, attention=True, **arguments):
 def register_nfnet(name, public_name, variant, *, params, summary, weights=(), **facts):
     """One row: registers ECA-NFNet ``name`` (``facts``: the other :class:`ModelInfo` fields)
     and returns its public constructor."""
+    constructor = constructors.register_model(
+        build_nfnet, "nfnet", name, public_name, params=params, summary=summary, weights=weights,
+        kernel_sizes=KERNEL_SIZES, module=__name__, origin="timm", reference="timm", **facts,
+    )  # fmt: skip
     NFNET_VARIANTS[name] = variant
-    default_size = facts.setdefault("default_size", 224)
-    doc = constructors.constructor_doc(
-        public_name,
-        summary,
-        default_size,
-        weights,
-        extra=constructors.KERNEL_SIZES_DOC.format(unit="stage", kernel_sizes=KERNEL_SIZES)
-        + constructors.ATTENTION_DOC,
-    )
-    constructor = constructors.make_constructor(
-        build_nfnet,
-        name,
-        public_name,
-        doc,
-        extras=(("kernel_sizes", None), ("attention", True)),
-        module=__name__,
-    )
-    registry.register(
-        registry.ModelInfo(
-            name,
-            constructor,
-            params,
-            family="nfnet",
-            weights=weights,
-            summary=summary,
-            origin="timm",
-            reference="timm",
-            **facts,
-        )
-    )
     return constructor
 
 
@@ -236,43 +210,24 @@ _SUMMARY = (
     "ECA in every block; {} blocks per stage)."
 )
 
-ECANFNetL0 = register_nfnet(
-    "eca_nfnet_l0",
-    "ECANFNetL0",
-    NFNetVariant((1, 2, 6, 3), 1.5),
-    params=24_143_924,
-    summary=_SUMMARY.format("eca_nfnet_l0", "L0", "1-2-6-3"),
-    weights=[
-        timm_weights(
-            "eca_nfnet_l0", "ra2_in1k", 224, 0.9, 81.762, 95.994, (288, 1.0, 82.590, 96.486)
-        )
-    ],
-)
-ECANFNetL1 = register_nfnet(
-    "eca_nfnet_l1",
-    "ECANFNetL1",
-    NFNetVariant((2, 4, 12, 6), 2.0),
-    params=41_407_728,
-    default_size=256,
-    summary=_SUMMARY.format("eca_nfnet_l1", "L1", "2-4-12-6"),
-    weights=[
-        timm_weights(
-            "eca_nfnet_l1", "ra2_in1k", 256, 0.9, 83.264, 96.684, (320, 1.0, 84.062, 97.026)
-        )
-    ],
-)
-ECANFNetL2 = register_nfnet(
-    "eca_nfnet_l2",
-    "ECANFNetL2",
-    NFNetVariant((3, 6, 18, 9), 2.0),
-    params=56_722_348,
-    default_size=320,
-    summary=_SUMMARY.format("eca_nfnet_l2", "L2", "3-6-18-9"),
-    weights=[
-        timm_weights(
-            "eca_nfnet_l2", "ra3_in1k", 320, 0.9, 84.170, 97.016, (384, 1.0, 84.710, 97.256)
-        )
-    ],
-)
+
+def _row(level, depths, final_multiplier, params, size, tag, *results):
+    """ECA-NFNet-L``level``: blocks per stage, final width multiplier, parameters, default size,
+    timm's tag, then ``timm_weights``' (crop, top-1, top-5, (test size, crop, top-1, top-5))."""
+    name = f"eca_nfnet_l{level}"
+    blocks = "-".join(map(str, depths))
+    return register_nfnet(
+        name, f"ECANFNetL{level}", NFNetVariant(depths, final_multiplier), params=params,
+        default_size=size, summary=_SUMMARY.format(name, f"L{level}", blocks),
+        weights=[timm_weights(name, tag, size, *results)],
+    )  # fmt: skip
+
+
+ECANFNetL0 = _row(0, (1, 2, 6, 3), 1.5, 24_143_924, 224, "ra2_in1k",
+                  0.9, 81.762, 95.994, (288, 1.0, 82.590, 96.486))  # fmt: skip
+ECANFNetL1 = _row(1, (2, 4, 12, 6), 2.0, 41_407_728, 256, "ra2_in1k",
+                  0.9, 83.264, 96.684, (320, 1.0, 84.062, 97.026))  # fmt: skip
+ECANFNetL2 = _row(2, (3, 6, 18, 9), 2.0, 56_722_348, 320, "ra3_in1k",
+                  0.9, 84.170, 97.016, (384, 1.0, 84.710, 97.256))  # fmt: skip
 
 __all__ = [registry.model_info(name).constructor.__name__ for name in NFNET_VARIANTS]

@@ -158,36 +158,10 @@ def build_resnet(model_name, *, kernel_sizes=None, attention=True, **arguments):
 def register_resnet(name, public_name, variant, *, params, summary, weights=(), **facts):
     """One row: registers ECA-ResNet ``name`` (``facts``: the other :class:`ModelInfo` fields,
     ``default_size`` 224 unless given) and returns its public constructor."""
-    default_size = facts.setdefault("default_size", 224)
-    doc = constructors.constructor_doc(
-        public_name,
-        summary,
-        default_size,
-        weights,
-        extra=constructors.KERNEL_SIZES_DOC.format(
-            unit="stage", kernel_sizes=tuple(variant.kernel_sizes)
-        )
-        + constructors.ATTENTION_DOC,
-    )
-    constructor = constructors.make_constructor(
-        build_resnet,
-        name,
-        public_name,
-        doc,
-        extras=(("kernel_sizes", None), ("attention", True)),
-        module=__name__,
-    )
-    registry.register(
-        registry.ModelInfo(
-            name,
-            constructor,
-            params,
-            family="resnet",
-            weights=weights,
-            summary=summary,
-            **facts,
-        )
-    )
+    constructor = constructors.register_model(
+        build_resnet, "resnet", name, public_name, params=params, summary=summary,
+        weights=weights, kernel_sizes=variant.kernel_sizes, module=__name__, **facts,
+    )  # fmt: skip
     RESNET_VARIANTS[name] = variant  # after the registry accepted the name
     return constructor
 
@@ -199,253 +173,96 @@ _TIMM_FACTS = {"origin": "timm", "reference": "timm"}
 # timm: k from the block's output channels with k >= 3, i.e. 5, 5, 5, 7 for bottlenecks.
 _TIMM_K = (5, 5, 5, 7)
 
-ECAResNet18 = register_resnet(
-    "eca_resnet18",
-    "ECAResNet18",
-    ResNetVariant("basic", (2, 2, 2, 2), (3, 5, 7, 7)),
-    params=11_689_556,
-    summary=_OFFICIAL.format(18),
-    weights=[
-        official_weights(
-            "eca_resnet18",
-            "eca_resnet18_k3577.pth.tar",
-            "1LMRFRTyzVifGBi2MUpTuYEWW44S8mwyl",
-            70.92,
-            89.93,
-            baidu=("1Bh9J7VY2tYj5oEvEEqvdhQ", "utsy"),
-        )
-    ],
-    **_OFFICIAL_FACTS,
-)
-ECAResNet34 = register_resnet(
-    "eca_resnet34",
-    "ECAResNet34",
-    ResNetVariant("basic", (3, 4, 6, 3), (3, 3, 5, 7)),
-    params=21_797_744,
-    summary=_OFFICIAL.format(34),
-    weights=[
-        official_weights(
-            "eca_resnet34",
-            "eca_resnet34_k3357.pth.tar",
-            "15LV5Jkea3GPzvLP5__H7Gg88oNQUxBDE",
-            74.21,
-            91.83,
-            baidu=("1FFVUBbbJfNNFhyiZZ2P2AQ", "o4dh"),
-        )
-    ],
-    **_OFFICIAL_FACTS,
-)
-ECAResNet50 = register_resnet(
-    "eca_resnet50",
-    "ECAResNet50",
-    ResNetVariant("bottleneck", (3, 4, 6, 3), (3, 5, 5, 7)),
-    params=25_557_112,
-    summary=_OFFICIAL.format(50),
-    weights=[
-        official_weights(
-            "eca_resnet50",
-            "eca_resnet50_k3557.pth.tar",
-            "1670rce333c_lyMWFzBlNZoVUvtxbCF_U",
-            77.42,
-            93.62,
-            baidu=("18LXDcxy8qG66h-7FlWW4SA", "no6u"),
-        )
-    ],
-    keras_baseline="ResNet50",
-    **_OFFICIAL_FACTS,
-)
-ECAResNet101 = register_resnet(
-    "eca_resnet101",
-    "ECAResNet101",
-    ResNetVariant("bottleneck", (3, 4, 23, 3), (3, 3, 5, 7)),
-    params=44_549_317,
-    summary=_OFFICIAL.format(101),
-    weights=[
-        official_weights(
-            "eca_resnet101",
-            "eca_resnet101_k3357.pth.tar",
-            "1b5FQ8yDFnZ_UhvWT9txmjI_LjbKkgnvC",
-            78.65,
-            94.34,
-            baidu=("1-ageRP2tku-YSIOqU09WpA", "iov1"),
-        )
-    ],
-    keras_baseline="ResNet101",
-    **_OFFICIAL_FACTS,
-)
-ECAResNet152 = register_resnet(
-    "eca_resnet152",
-    "ECAResNet152",
-    ResNetVariant("bottleneck", (3, 8, 36, 3), (3, 3, 5, 7)),
-    params=60_193_042,
-    summary=_OFFICIAL.format(152),
-    weights=[
-        official_weights(
-            "eca_resnet152",
-            "eca_resnet152_k3357.pth.tar",
-            "1_bYnaOg9ptsILC_iC7uQ5Izv-u2rjYG5",
-            78.92,
-            94.55,
-            baidu=("1tPxHAltlcpI93CXUkW9ZOQ", "xaft"),
-        )
-    ],
-    keras_baseline="ResNet152",
-    **_OFFICIAL_FACTS,
-)
-ECAResNet26T = register_resnet(
-    "ecaresnet26t",
-    "ECAResNet26T",
-    ResNetVariant("bottleneck", (2, 2, 2, 2), _TIMM_K, "deep_tiered", True),
-    params=16_011_916,
-    default_size=256,
-    summary=_TIMM.format("ecaresnet26t", "a tiered deep stem"),
-    weights=[
-        timm_weights(
-            "ecaresnet26t", "ra2_in1k", 256, 0.875, 78.894, 94.548, (320, 0.95, 79.900, 95.070)
-        )
-    ],
-    **_TIMM_FACTS,
-)
-ECAResNet50D = register_resnet(
-    "ecaresnet50d",
-    "ECAResNet50D",
-    ResNetVariant("bottleneck", (3, 4, 6, 3), _TIMM_K, "deep", True),
-    params=25_576_350,
-    summary=_TIMM.format("ecaresnet50d", "a deep stem, avg-down"),
-    weights=[
-        timm_weights(
-            "ecaresnet50d", "miil_in1k", 224, 0.875, 80.634, 95.310, (288, 0.95, 81.648, 95.884)
-        )
-    ],
-    keras_baseline="ResNet50",
-    **_TIMM_FACTS,
-)
-ECAResNet50T = register_resnet(
-    "ecaresnet50t",
-    "ECAResNet50T",
-    ResNetVariant("bottleneck", (3, 4, 6, 3), _TIMM_K, "deep_tiered", True),
-    params=25_573_814,
-    default_size=256,
-    summary=_TIMM.format("ecaresnet50t", "a tiered deep stem"),
-    weights=[
-        timm_weights(
-            "ecaresnet50t", "ra2_in1k", 256, 0.875, 81.450, 95.678, (320, 0.95, 82.370, 96.120)
-        ),
-        timm_weights(
-            "ecaresnet50t", "a1_in1k", 224, 0.95, 81.282, 95.150, (288, 1.0, 82.110, 95.654)
-        ),
-        timm_weights(
-            "ecaresnet50t", "a2_in1k", 224, 0.95, 80.884, 95.022, (288, 1.0, 81.682, 95.524)
-        ),
-        timm_weights(
-            "ecaresnet50t", "a3_in1k", 160, 0.95, 77.786, 93.620, (224, 0.95, 79.548, 94.710)
-        ),
-    ],
-    keras_baseline="ResNet50",
-    **_TIMM_FACTS,
-)
-ECAResNetLight = register_resnet(
-    "ecaresnetlight",
-    "ECAResNetLight",
-    ResNetVariant("bottleneck", (1, 1, 11, 3), _TIMM_K, "plain", True),
-    params=30_162_046,
-    summary=_TIMM.format("ecaresnetlight", "1-1-11-3 blocks"),
-    weights=[
-        timm_weights(
-            "ecaresnetlight", "miil_in1k", 224, 0.875, 80.454, 95.248, (288, 0.95, 81.430, 95.790)
-        )
-    ],
-    keras_baseline="ResNet50",
-    **_TIMM_FACTS,
-)
-ECAResNet101D = register_resnet(
-    "ecaresnet101d",
-    "ECAResNet101D",
-    ResNetVariant("bottleneck", (3, 4, 23, 3), _TIMM_K, "deep", True),
-    params=44_568_563,
-    summary=_TIMM.format("ecaresnet101d", "a deep stem, avg-down"),
-    weights=[
-        timm_weights(
-            "ecaresnet101d", "miil_in1k", 224, 0.875, 82.180, 96.062, (288, 0.95, 83.006, 96.524)
-        )
-    ],
-    keras_baseline="ResNet101",
-    **_TIMM_FACTS,
-)
-# timm's ecaresnet50d_pruned / ecaresnet101d_pruned: channels per stage and block as timm's
-# pruned definitions give them (per stage: output, then (conv1, conv2) per block); ECA kernel
-# sizes stay those of the unpruned network.
-_PRUNED_50D = (
+
+def _official(depth, block, layers, kernel_sizes, params, checkpoint, baseline=None):
+    """A row of the official release: ``checkpoint`` = (file, Drive id, top-1, top-5, Baidu)."""
+    name, (file_name, drive_id, top1, top5, baidu) = f"eca_resnet{depth}", checkpoint
+    return register_resnet(
+        name, f"ECAResNet{depth}", ResNetVariant(block, layers, kernel_sizes), params=params,
+        summary=_OFFICIAL.format(depth), keras_baseline=baseline, **_OFFICIAL_FACTS,
+        weights=[official_weights(name, file_name, drive_id, top1, top5, baidu=baidu)],
+    )  # fmt: skip
+
+
+# (depth, block, blocks per stage, ECA k per stage, parameters, (released checkpoint, Google
+# Drive id, published top-1 / top-5, Baidu share and extraction code), keras.applications twin)
+ECAResNet18 = _official(18, "basic", (2, 2, 2, 2), (3, 5, 7, 7), 11_689_556, (
+    "eca_resnet18_k3577.pth.tar", "1LMRFRTyzVifGBi2MUpTuYEWW44S8mwyl", 70.92, 89.93,
+    ("1Bh9J7VY2tYj5oEvEEqvdhQ", "utsy")))  # fmt: skip
+ECAResNet34 = _official(34, "basic", (3, 4, 6, 3), (3, 3, 5, 7), 21_797_744, (
+    "eca_resnet34_k3357.pth.tar", "15LV5Jkea3GPzvLP5__H7Gg88oNQUxBDE", 74.21, 91.83,
+    ("1FFVUBbbJfNNFhyiZZ2P2AQ", "o4dh")))  # fmt: skip
+ECAResNet50 = _official(50, "bottleneck", (3, 4, 6, 3), (3, 5, 5, 7), 25_557_112, (
+    "eca_resnet50_k3557.pth.tar", "1670rce333c_lyMWFzBlNZoVUvtxbCF_U", 77.42, 93.62,
+    ("18LXDcxy8qG66h-7FlWW4SA", "no6u")), "ResNet50")  # fmt: skip
+ECAResNet101 = _official(101, "bottleneck", (3, 4, 23, 3), (3, 3, 5, 7), 44_549_317, (
+    "eca_resnet101_k3357.pth.tar", "1b5FQ8yDFnZ_UhvWT9txmjI_LjbKkgnvC", 78.65, 94.34,
+    ("1-ageRP2tku-YSIOqU09WpA", "iov1")), "ResNet101")  # fmt: skip
+ECAResNet152 = _official(152, "bottleneck", (3, 8, 36, 3), (3, 3, 5, 7), 60_193_042, (
+    "eca_resnet152_k3357.pth.tar", "1_bYnaOg9ptsILC_iC7uQ5Izv-u2rjYG5", 78.92, 94.55,
+    ("1tPxHAltlcpI93CXUkW9ZOQ", "xaft")), "ResNet152")  # fmt: skip
+
+
+def _timm(name, public_name, layers, stem, params, summary, weights, size=224, **facts):
+    """A row of timm's: bottlenecks, avg-down shortcuts, k 5-5-5-7; ``weights``: the
+    ``timm_weights`` arguments after the model name, one tuple per published tag."""
+    if isinstance(layers, tuple) and isinstance(layers[0], tuple):  # pruned widths
+        variant = ResNetVariant("bottleneck", tuple(len(b) for _, b in layers), _TIMM_K, stem,
+                                True, layers)  # fmt: skip
+    else:
+        variant = ResNetVariant("bottleneck", layers, _TIMM_K, stem, True)
+    entries = [timm_weights(name, *arguments) for arguments in weights]
+    return register_resnet(
+        name, public_name, variant, params=params, default_size=size, weights=entries,
+        summary=_TIMM.format(name, summary), **_TIMM_FACTS, **facts,
+    )  # fmt: skip
+
+
+# (name, constructor, blocks per stage (or pruned widths), stem, parameters, summary, timm's
+# weights: (tag, size, crop, top-1, top-5, (test size, crop, top-1, top-5)))
+ECAResNet26T = _timm("ecaresnet26t", "ECAResNet26T", (2, 2, 2, 2), "deep_tiered", 16_011_916,
+    "a tiered deep stem", [("ra2_in1k", 256, 0.875, 78.894, 94.548, (320, 0.95, 79.900, 95.070))],
+    size=256)  # fmt: skip
+ECAResNet50D = _timm("ecaresnet50d", "ECAResNet50D", (3, 4, 6, 3), "deep", 25_576_350,
+    "a deep stem, avg-down",
+    [("miil_in1k", 224, 0.875, 80.634, 95.310, (288, 0.95, 81.648, 95.884))],
+    keras_baseline="ResNet50")  # fmt: skip
+ECAResNet50T = _timm("ecaresnet50t", "ECAResNet50T", (3, 4, 6, 3), "deep_tiered", 25_573_814,
+    "a tiered deep stem", [
+        ("ra2_in1k", 256, 0.875, 81.450, 95.678, (320, 0.95, 82.370, 96.120)),
+        ("a1_in1k", 224, 0.95, 81.282, 95.150, (288, 1.0, 82.110, 95.654)),
+        ("a2_in1k", 224, 0.95, 80.884, 95.022, (288, 1.0, 81.682, 95.524)),
+        ("a3_in1k", 160, 0.95, 77.786, 93.620, (224, 0.95, 79.548, 94.710)),
+    ], size=256, keras_baseline="ResNet50")  # fmt: skip
+ECAResNetLight = _timm("ecaresnetlight", "ECAResNetLight", (1, 1, 11, 3), "plain", 30_162_046,
+    "1-1-11-3 blocks",
+    [("miil_in1k", 224, 0.875, 80.454, 95.248, (288, 0.95, 81.430, 95.790))],
+    keras_baseline="ResNet50")  # fmt: skip
+ECAResNet101D = _timm("ecaresnet101d", "ECAResNet101D", (3, 4, 23, 3), "deep", 44_568_563,
+    "a deep stem, avg-down",
+    [("miil_in1k", 224, 0.875, 82.180, 96.062, (288, 0.95, 83.006, 96.524))],
+    keras_baseline="ResNet101")  # fmt: skip
+# timm's pruned networks: channels per stage and block as its pruned definitions give them (per
+# stage: output, then (conv1, conv2) per block); ECA's kernel sizes stay the unpruned ones.
+ECAResNet50DPruned = _timm("ecaresnet50d_pruned", "ECAResNet50DPruned", (
     (19, ((47, 18), (52, 22), (64, 35))),
     (171, ((85, 37), (107, 80), (120, 85), (125, 87))),
     (818, ((198, 126), (255, 232), (256, 233), (253, 235), (256, 225), (256, 239))),
     (2022, ((492, 237), (512, 500), (512, 490))),
-)
-_PRUNED_101D = (
+), "deep", 19_939_713, "a deep stem, avg-down, pruned channels",
+    [("miil_in1k", 224, 0.875, 79.714, 94.862, (288, 0.95, 80.808, 95.566))])  # fmt: skip
+ECAResNet101DPruned = _timm("ecaresnet101d_pruned", "ECAResNet101DPruned", (
     (26, ((45, 25), (53, 20), (60, 27))),
     (142, ((81, 24), (93, 49), (102, 54), (122, 78))),
-    (
-        278,
-        (
-            (101, 25), (239, 160), (234, 156), (250, 176), (253, 191), (251, 175), (230, 128),
-            (244, 154), (244, 159), (238, 97), (244, 149), (253, 181), (245, 119), (255, 216),
-            (256, 201), (253, 149), (254, 141), (256, 190), (256, 217), (255, 156), (256, 155),
-            (256, 232), (256, 214),
-        ),
-    ),
+    (278, ((101, 25), (239, 160), (234, 156), (250, 176), (253, 191), (251, 175), (230, 128),
+           (244, 154), (244, 159), (238, 97), (244, 149), (253, 181), (245, 119), (255, 216),
+           (256, 201), (253, 149), (254, 141), (256, 190), (256, 217), (255, 156), (256, 155),
+           (256, 232), (256, 214))),
     (2042, ((499, 289), (512, 512), (512, 502))),
-)  # fmt: skip
-ECAResNet50DPruned = register_resnet(
-    "ecaresnet50d_pruned",
-    "ECAResNet50DPruned",
-    ResNetVariant("bottleneck", (3, 4, 6, 3), _TIMM_K, "deep", True, _PRUNED_50D),
-    params=19_939_713,
-    summary=_TIMM.format("ecaresnet50d_pruned", "a deep stem, avg-down, pruned channels"),
-    weights=[
-        timm_weights(
-            "ecaresnet50d_pruned",
-            "miil_in1k",
-            224,
-            0.875,
-            79.714,
-            94.862,
-            (288, 0.95, 80.808, 95.566),
-        )
-    ],  # fmt: skip
-    **_TIMM_FACTS,
-)
-ECAResNet101DPruned = register_resnet(
-    "ecaresnet101d_pruned",
-    "ECAResNet101DPruned",
-    ResNetVariant("bottleneck", (3, 4, 23, 3), _TIMM_K, "deep", True, _PRUNED_101D),
-    params=24_876_040,
-    summary=_TIMM.format("ecaresnet101d_pruned", "a deep stem, avg-down, pruned channels"),
-    weights=[
-        timm_weights(
-            "ecaresnet101d_pruned",
-            "miil_in1k",
-            224,
-            0.875,
-            80.810,
-            95.642,
-            (288, 0.95, 82.016, 96.180),
-        )
-    ],  # fmt: skip
-    **_TIMM_FACTS,
-)
-ECAResNet269D = register_resnet(
-    "ecaresnet269d",
-    "ECAResNet269D",
-    ResNetVariant("bottleneck", (3, 30, 48, 8), _TIMM_K, "deep", True),
-    params=102_093_077,
-    default_size=320,
-    summary=_TIMM.format("ecaresnet269d", "a deep stem, avg-down"),
-    weights=[
-        timm_weights(
-            "ecaresnet269d", "ra2_in1k", 320, 0.95, 84.724, 97.180, (352, 1.0, 84.968, 97.224)
-        )
-    ],
-    **_TIMM_FACTS,
-)
+), "deep", 24_876_040, "a deep stem, avg-down, pruned channels",
+    [("miil_in1k", 224, 0.875, 80.810, 95.642, (288, 0.95, 82.016, 96.180))])  # fmt: skip
+ECAResNet269D = _timm("ecaresnet269d", "ECAResNet269D", (3, 30, 48, 8), "deep", 102_093_077,
+    "a deep stem, avg-down",
+    [("ra2_in1k", 320, 0.95, 84.724, 97.180, (352, 1.0, 84.968, 97.224))], size=320)  # fmt: skip
 
 __all__ = [registry.model_info(name).constructor.__name__ for name in RESNET_VARIANTS]

@@ -25,7 +25,7 @@ import warnings
 
 from eca_keras import downloads
 from eca_keras.applications import registry
-from eca_keras.files import sha256_of, write_atomically
+from eca_keras.files import save_atomically, sha256_of, write_atomically
 from eca_keras.preprocessing import EvalConfig  # noqa: F401 (its home before 0.2)
 
 MIRROR_VARIABLE = "ECA_KERAS_WEIGHTS_MIRROR"
@@ -216,15 +216,7 @@ def convert_checkpoint(model_name, checkpoint, output):
     info = registry.model_info(model_name)
     model = info.constructor(weights=None)
     report = apply_checkpoint(model, checkpoint, family=info.family)
-    folder = os.path.dirname(os.path.abspath(output))
-    os.makedirs(folder, exist_ok=True)
-    temporary = os.path.join(folder, f".partial-{os.getpid()}-{os.path.basename(output)}")
-    try:
-        model.save_weights(temporary)
-        os.replace(temporary, output)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    save_atomically(model.save_weights, output)
     return output, sha256_of(output), report
 
 

@@ -4,7 +4,7 @@ and the PyTorch reference (``eca-keras benchmark``): the harness every benchmark
 Attributes load lazily: describing a run (:class:`Settings`) needs no TensorFlow.
 """
 
-import importlib
+from eca_keras import lazy
 
 _LAZY = {
     "Settings": "eca_keras.benchmark.settings",
@@ -16,9 +16,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name):
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy.attributes(__name__, _LAZY)
