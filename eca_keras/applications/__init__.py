@@ -14,6 +14,10 @@ from eca_keras.applications.mobilenet_v2 import *  # noqa: F403 (the families' c
 from eca_keras.applications.registry import get_model, list_models, model_info
 from eca_keras.applications.resnet import *  # noqa: F403
 
+# isort: split
+# Registered after the ResNets: list_models() shows the official models first.
+from eca_keras.applications.byob import *  # noqa: F403
+
 _LAZY = {
     "decode_predictions": "eca_keras.applications.imagenet_utils",
     "preprocess_input": "eca_keras.applications.imagenet_utils",

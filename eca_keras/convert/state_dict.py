@@ -29,7 +29,7 @@ _LAYOUTS = {
 }
 # Keys a Keras model never needs: BatchNorm step counters; the head when include_top=False.
 _IGNORED_SUFFIXES = (".num_batches_tracked",)
-_HEAD_PREFIXES = ("fc.", "classifier.")
+_HEAD_PREFIXES = ("fc.", "classifier.", "head.fc.")
 
 
 class WeightMismatchError(ValueError):

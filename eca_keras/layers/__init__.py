@@ -4,9 +4,22 @@
   :func:`eca_kernel_size`, the paper's adaptive kernel size.
 - :class:`DescriptorBatchNormalization` (:mod:`~eca_keras.layers.normalization`): the
   BatchNormalization that hands ECA a cheaper channel descriptor.
+- :class:`BottleneckAttention`, :class:`HaloAttention` (:mod:`~eca_keras.layers.attention`):
+  self-attention over feature maps with relative position logits (timm's hybrids).
+- :class:`PaddedMaxPooling2D` (:mod:`~eca_keras.layers.pooling`): PyTorch's symmetric max pooling.
 """
 
+from eca_keras.layers.attention import BottleneckAttention, HaloAttention
 from eca_keras.layers.eca import ECA, compiled_by_xla, eca_kernel_size
 from eca_keras.layers.normalization import DescriptorBatchNormalization
+from eca_keras.layers.pooling import PaddedMaxPooling2D
 
-__all__ = ["ECA", "DescriptorBatchNormalization", "compiled_by_xla", "eca_kernel_size"]
+__all__ = [
+    "ECA",
+    "BottleneckAttention",
+    "DescriptorBatchNormalization",
+    "HaloAttention",
+    "PaddedMaxPooling2D",
+    "compiled_by_xla",
+    "eca_kernel_size",
+]

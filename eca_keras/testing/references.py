@@ -25,9 +25,12 @@ def reference_model(name, attention=True, num_classes=1000):
     if info.reference == "timm":
         import timm
 
+        twin = {}
         if not attention:
-            raise ValueError(f"timm has no plain twin of {name}")
-        return timm.create_model(name, pretrained=False, num_classes=num_classes)
+            if info.family != "byob":
+                raise ValueError(f"timm has no plain twin of {name}")
+            twin = {"attn_layer": ""}  # ByobNet's config without ECA (timm drops None kwargs)
+        return timm.create_model(name, pretrained=False, num_classes=num_classes, **twin)
     raise ValueError(f"{name} has no PyTorch reference")
 
 
