@@ -34,6 +34,10 @@ PUBLISHED_PARAMS = {
     "ecaresnet101d": 44_568_563,
     "ecaresnetlight": 30_162_046,
     "ecaresnet269d": 102_093_077,
+    "eca_resnet33ts": 19_676_302,
+    "eca_resnext26ts": 10_297_988,
+    "eca_botnext26ts_256": 10_593_301,
+    "eca_halonext26ts": 10_756_885,
 }
 # The same networks without ECA: torchvision's resnet18 / resnet50 / mobilenet_v2.
 PLAIN_PARAMS = {

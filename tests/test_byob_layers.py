@@ -10,7 +10,9 @@ pytest.importorskip("timm")
 
 from timm.layers.bottleneck_attn import BottleneckAttn  # noqa: E402
 from timm.layers.halo_attn import HaloAttn  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
+from eca_keras.complexity import count_macs  # noqa: E402
 from eca_keras.convert import byob as byob_converter  # noqa: E402
 from eca_keras.layers import BottleneckAttention, HaloAttention, PaddedMaxPooling2D  # noqa: E402
 
@@ -145,3 +147,29 @@ def test_saved_model_round_trip_and_mixed_precision(tmp_path):
     mixed = build()
     mixed.set_weights(model.get_weights())
     assert relative_error(np.asarray(mixed(x)).astype("float32"), expected) <= 1e-2
+
+
+@pytest.mark.parametrize(
+    "timm_module,layer,shape",
+    [
+        (BottleneckAttn(32, None, (8, 8), 2, 4, 16), BottleneckAttention(4, 16, 2), (8, 8, 32)),
+        (
+            HaloAttn(64, stride=2, num_heads=8, dim_head=16, block_size=8, halo_size=2),
+            HaloAttention(8, 16, 8, 2, strides=2),
+            (16, 24, 64),
+        ),
+        (
+            HaloAttn(16, num_heads=2, block_size=4, halo_size=1),
+            HaloAttention(2, None, 4, 1),
+            (8, 8, 16),
+        ),
+    ],
+)
+def test_attention_macs_match_flop_counter(timm_module, layer, shape):
+    """complexity.count_macs counts what PyTorch's FlopCounterMode counts on timm's module: the
+    projections and every matrix product (q k^T, attention v, the relative logits)."""
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        timm_module.eval()(torch.zeros(1, shape[2], shape[0], shape[1]))
+    inputs = keras.Input(shape)
+    assert count_macs(keras.Model(inputs, layer(inputs))) == counter.get_total_flops() // 2
