@@ -30,7 +30,14 @@ setup(
     ],
     extras_require={
         "benchmark": ["torch>=2.1", "matplotlib>=3.5"],
-        "test": ["pytest>=7", "pytest-xdist>=3", "ruff>=0.5", "jax[cpu]>=0.4.30", "torch>=2.1"],
+        "test": [
+            "pytest>=7",
+            "pytest-xdist>=3",
+            "ruff>=0.5",
+            "jax[cpu]>=0.4.30",
+            "torch>=2.1",
+            "timm>=1.0",  # timm's own models are the parity references of timm's weights
+        ],
     },
     entry_points={"console_scripts": ["eca-keras=eca_keras.cli:main"]},
     classifiers=[
