@@ -187,3 +187,23 @@ def test_attention_macs_match_flop_counter(timm_module, layer, shape):
         timm_module.eval()(torch.zeros(1, shape[2], shape[0], shape[1]))
     inputs = keras.Input(shape)
     assert count_macs(keras.Model(inputs, layer(inputs))) == counter.get_total_flops() // 2
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda fmt: BottleneckAttention(2, 8, strides=2, data_format=fmt),
+        lambda fmt: HaloAttention(2, 8, block_size=4, halo_size=1, strides=2, data_format=fmt),
+        lambda fmt: PaddedMaxPooling2D(3, 2, 1, data_format=fmt),
+    ],
+)
+def test_channels_first_equals_channels_last(make):
+    x = np.random.default_rng(6).normal(size=(2, 8, 8, 16)).astype("float32")
+    last, first = make("channels_last"), make("channels_first")
+    expected = np.asarray(last(x))
+    first.build((None, 16, 8, 8))
+    first.set_weights(last.get_weights())
+    if isinstance(first, PaddedMaxPooling2D) and keras.backend.backend() == "tensorflow":
+        pytest.skip("TensorFlow has no NCHW max pooling on the CPU; checked under JAX")
+    got = np.asarray(first(x.transpose(0, 3, 1, 2))).transpose(0, 2, 3, 1)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)

@@ -156,14 +156,19 @@ def _stages(x, variant, kernel_sizes, attention):
     return x
 
 
-def feature_sizes(size):
-    """Feature-map sides at strides 2, 4, 8, 16 and 32 for an input side ``size``: every stride-2
-    step (3x3 with padding 1, 1x1, the stem's max pool) gives ``ceil(size / 2)``."""
-    sizes = []
-    for _ in range(5):
-        size = math.ceil(size / 2)
-        sizes.append(size)
-    return sizes
+def attention_strides(variant):
+    """The network strides at which the self-attention blocks read their input (a stage's first
+    block reads the previous stage's output; every stride-2 step gives ``ceil(size / 2)``, so the
+    map at stride ``s`` has side ``ceil(size / s)``)."""
+    strides, stride = set(), 4  # the stem's
+    for kinds, stage_stride in zip(variant.blocks, STAGE_STRIDES, strict=True):
+        strides.update(
+            stride if index == 0 else stride * stage_stride
+            for index, kind in enumerate(kinds)
+            if kind == "attn"
+        )
+        stride *= stage_stride
+    return sorted(strides)
 
 
 def check_input_size(model_name, variant, spatial):
@@ -185,14 +190,14 @@ def check_input_size(model_name, variant, spatial):
             )
         return
     block = dict(variant.attention_args)["block_size"]
-    for side in spatial:
-        if any(feature % block for feature in feature_sizes(side)[3:]):
-            raise ValueError(
-                f"{model_name} cuts its stride-16 and stride-32 feature maps into {block}x{block} "
-                f"halo blocks: height and width must give maps divisible by {block} there "
-                f"(ceil(size / 16) and ceil(size / 32)), e.g. 256 or 512. "
-                f"Received a {spatial[0]}x{spatial[1]} input."
-            )
+    strides = attention_strides(variant)
+    if any(math.ceil(side / stride) % block for side in spatial for stride in strides):
+        where = " and ".join(f"ceil(size / {stride})" for stride in strides)
+        raise ValueError(
+            f"{model_name} cuts its feature maps into {block}x{block} halo blocks: {where} must "
+            f"be multiples of {block} (e.g. size 256 or 512). "
+            f"Received a {spatial[0]}x{spatial[1]} input."
+        )
 
 
 def build_byob(model_name, *, kernel_sizes=None, attention=True, **arguments):
@@ -254,7 +259,8 @@ def register_byob(name, public_name, variant, *, params, summary, weights=(), **
         default_size,
         weights,
         extra=constructors.KERNEL_SIZES_DOC.format(
-            unit="stage with bottleneck blocks", kernel_sizes=tuple(variant.kernel_sizes)
+            unit="stage with ECA",
+            kernel_sizes=tuple(variant.kernel_sizes),
         )
         + _ATTENTION_DOC[variant.self_attention],
     )
