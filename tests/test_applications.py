@@ -39,6 +39,10 @@ PUBLISHED_PARAMS = {
     "eca_nfnet_l0": 24_143_924,
     "eca_nfnet_l1": 41_407_728,
     "eca_nfnet_l2": 56_722_348,
+    "eca_resnet33ts": 19_676_302,
+    "eca_resnext26ts": 10_297_988,
+    "eca_botnext26ts_256": 10_593_301,
+    "eca_halonext26ts": 10_756_885,
 }
 # The same networks without ECA: torchvision's resnet18 / resnet50 / mobilenet_v2.
 PLAIN_PARAMS = {

@@ -44,3 +44,12 @@ def test_eca_costs_a_few_thousand_macs():
     plain = count_macs(get_model("eca_resnet50", weights=None, attention=False))
     assert plain == 4_089_184_256
     assert eca - plain == 256 * 3 * 3 + 512 * 4 * 5 + 1024 * 6 * 5 + 2048 * 3 * 7 == 86_272
+
+
+def test_macs_match_timm_with_halo_attention():
+    """Grouped convolutions, ECA on the middle width, and halo attention's projections and
+    matrix products, against FlopCounterMode on timm's own eca_halonext26ts (at 256 px, its
+    smallest size; bottleneck attention: tests/test_byob_layers.py)."""
+    timm = pytest.importorskip("timm")
+    keras_model = get_model("eca_halonext26ts", weights=None)
+    assert count_macs(keras_model) == torch_macs(timm.create_model("eca_halonext26ts"), 256)

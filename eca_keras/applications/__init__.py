@@ -15,6 +15,7 @@ from eca_keras.applications.resnet import *  # noqa: F403
 
 # isort: split
 # timm's other families register after the ResNets: list_models() names the official ones first.
+from eca_keras.applications.byob import *  # noqa: F403
 from eca_keras.applications.nfnet import *  # noqa: F403
 
 _LAZY = {

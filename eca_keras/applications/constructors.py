@@ -103,16 +103,18 @@ def register_model(build, family, name, public_name, *, params, summary, weights
 
     ``options``: ``kernel_sizes`` (the default ones, for the docstring) and ``unit`` (what one
     kernel size covers, default "stage"), ``extras`` (the constructor's own arguments, default
-    ``kernel_sizes`` and ``attention``), ``extra_doc`` (more argument docs), ``module``, and the
+    ``kernel_sizes`` and ``attention``), ``attention_doc`` (what ``attention=False`` builds),
+    ``extra_doc`` (more argument docs), ``module``, and the
     other ModelInfo fields (``default_size`` 224 unless given, ``origin``, ``reference``...).
     """
     kernel_sizes = options.pop("kernel_sizes")
     unit = options.pop("unit", "stage")
     extras = options.pop("extras", STANDARD_EXTRAS)
     extra_doc = options.pop("extra_doc", "")
+    attention_doc = options.pop("attention_doc", ATTENTION_DOC)
     module = options.pop("module", None)
     default_size = options.setdefault("default_size", 224)
-    extra = KERNEL_SIZES_DOC.format(unit=unit, kernel_sizes=tuple(kernel_sizes)) + ATTENTION_DOC
+    extra = KERNEL_SIZES_DOC.format(unit=unit, kernel_sizes=tuple(kernel_sizes)) + attention_doc
     doc = constructor_doc(public_name, summary, default_size, weights, extra=extra + extra_doc)
     constructor = make_constructor(build, name, public_name, doc, extras, module)
     info = registry.ModelInfo(

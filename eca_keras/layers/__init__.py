@@ -8,16 +8,24 @@
   standardisation (the NFNets').
 - :class:`ScaledActivation`, :class:`ScaledResidual` (:mod:`~eca_keras.layers.scaling`): the
   constant scalings of normalisation-free residual blocks.
+- :class:`BottleneckAttention`, :class:`HaloAttention` (:mod:`~eca_keras.layers.attention`):
+  self-attention over feature maps with relative position logits (timm's hybrids).
+- :class:`PaddedMaxPooling2D` (:mod:`~eca_keras.layers.pooling`): PyTorch's symmetric max pooling.
 """
 
+from eca_keras.layers.attention import BottleneckAttention, HaloAttention
 from eca_keras.layers.conv import ScaledStdConv2D
 from eca_keras.layers.eca import ECA, compiled_by_xla, eca_kernel_size
 from eca_keras.layers.normalization import DescriptorBatchNormalization
+from eca_keras.layers.pooling import PaddedMaxPooling2D
 from eca_keras.layers.scaling import ScaledActivation, ScaledResidual
 
 __all__ = [
     "ECA",
+    "BottleneckAttention",
     "DescriptorBatchNormalization",
+    "HaloAttention",
+    "PaddedMaxPooling2D",
     "ScaledActivation",
     "ScaledResidual",
     "ScaledStdConv2D",

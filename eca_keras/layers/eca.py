@@ -18,7 +18,7 @@ import keras
 from keras import ops
 
 _PADDINGS = ("zeros", "circular")
-_DATA_FORMATS = ("channels_last", "channels_first")
+DATA_FORMATS = ("channels_last", "channels_first")
 
 
 def eca_kernel_size(channels, gamma=2, b=1, min_size=1):
@@ -49,6 +49,16 @@ def compiled_by_xla():
 
     enclosing = getattr(tf.__internal__, "get_enclosing_xla_context", None)
     return enclosing is not None and enclosing() is not None
+
+
+def standardize_data_format(data_format):
+    """``data_format`` or Keras' global image data format, checked (every layer here takes one)."""
+    data_format = data_format or keras.config.image_data_format()
+    if data_format not in DATA_FORMATS:
+        raise ValueError(
+            f"`data_format` must be one of {DATA_FORMATS}. Received: data_format={data_format!r}"
+        )
+    return data_format
 
 
 def _check_kernel_size(kernel_size):
@@ -120,12 +130,7 @@ class ECA(keras.layers.Layer):
             raise ValueError(f"`gamma` must be positive. Received: gamma={gamma}")
         if padding not in _PADDINGS:
             raise ValueError(f"`padding` must be one of {_PADDINGS}. Received: padding={padding!r}")
-        data_format = data_format or keras.config.image_data_format()
-        if data_format not in _DATA_FORMATS:
-            raise ValueError(
-                f"`data_format` must be one of {_DATA_FORMATS}. "
-                f"Received: data_format={data_format!r}"
-            )
+        data_format = standardize_data_format(data_format)
         self.gamma = gamma
         self.b = b
         self.min_kernel_size = min_kernel_size

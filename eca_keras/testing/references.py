@@ -25,12 +25,12 @@ def reference_model(name, attention=True, num_classes=1000):
     if info.reference == "timm":
         import timm
 
-        plain = {}
+        twin = {}
         if not attention:
-            if info.family != "nfnet":
+            if info.family not in ("nfnet", "byob"):
                 raise ValueError(f"timm has no plain twin of {name}")
-            plain = {"attn_layer": ""}  # timm's NormFreeNet without attention (None is dropped)
-        return timm.create_model(name, pretrained=False, num_classes=num_classes, **plain)
+            twin = {"attn_layer": ""}  # the same network without ECA (timm drops None kwargs)
+        return timm.create_model(name, pretrained=False, num_classes=num_classes, **twin)
     raise ValueError(f"{name} has no PyTorch reference")
 
 
