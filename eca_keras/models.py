@@ -97,14 +97,14 @@ def kind_of(reference):
     reference = os.fspath(reference)
     if registry.is_registered(reference):
         return "registered"
+    if artifacts.is_tflite(reference):
+        return "tflite"
+    if artifacts.is_saved_model(reference):  # before presets: both hold an eca_keras.json
+        return "saved_model"
     if downloads.is_hub_handle(reference) or os.path.isfile(
         os.path.join(reference, weights.PRESET_INFO)
     ):
         return "preset"
-    if artifacts.is_tflite(reference):
-        return "tflite"
-    if artifacts.is_saved_model(reference):
-        return "saved_model"
     if reference.endswith(".keras"):
         return "keras"
     if runs.is_run_dir(reference):
