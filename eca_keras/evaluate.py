@@ -9,7 +9,9 @@ or ``.tflite`` with the transform recorded beside it, fed uint8 pixels. Datasets
 training (:mod:`eca_keras.data.classification`): their validation split, and a flat folder whole.
 """
 
+import itertools
 import os
+import sys
 
 import numpy as np
 
@@ -23,10 +25,22 @@ def evaluate(predict, batches, total=None):
     """``{"top1": %, "top5": %, "n": images}`` of ``predict`` (pixels -> scores) over
     ``(pixels, labels)`` batches; labels are integers or one-hot rows."""
     import keras
+    import tensorflow as tf
 
-    progress = keras.utils.Progbar(total, unit_name="batch")
+    # A progress bar on a terminal; in a log file (no terminal) one plain line at the end.
+    progress = keras.utils.Progbar(
+        total, unit_name="batch", verbose=1 if sys.stdout.isatty() else 2
+    )
     correct1 = correct5 = count = 0
-    for step, (pixels, labels) in enumerate(batches, start=1):
+    iterator = iter(batches)
+    for step in itertools.count(1):
+        try:
+            pixels, labels = next(iterator)
+        except StopIteration:
+            break
+        except tf.errors.OpError as error:
+            error.images_done = count  # where in the dataset's order the bad image is
+            raise
         scores = np.asarray(predict(np.asarray(pixels)))
         labels = np.asarray(labels)
         if labels.ndim == 2:
@@ -50,10 +64,13 @@ def evaluate_model(
     limit=None,
     num_classes=None,
     image_size=None,
+    skip_bad_images=False,
 ):
     """Opens ``model`` and evaluates it on ``dataset``'s validation split (see module doc).
 
     ``image_size`` evaluates a Keras model at another test size (the crop fraction is kept).
+    An image file that cannot be read is an error naming it, or, with ``skip_bad_images``, left
+    out with a warning (see :func:`eca_keras.data.classification.load_splits`).
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"The batch size must be a positive integer; received {batch_size!r}")
@@ -69,7 +86,10 @@ def evaluate_model(
         num_classes=num_classes,
         evaluation=True,
         imagenet_labels=imagenet_labels,
+        skip_bad_images=skip_bad_images,
     )
+    import tensorflow as tf
+
     if splits.num_classes != opened.num_classes:
         raise ValueError(
             f"The model predicts {opened.num_classes} classes but the dataset has "
@@ -79,7 +99,17 @@ def evaluate_model(
     images = splits.validation.take(limit) if limit else splits.validation
     batches = _pixel_batches(images, opened, batch_size)
     known = int(batches.cardinality())
-    return evaluate(opened.scores, batches, total=known if known >= 0 else None)
+    try:
+        return evaluate(opened.scores, batches, total=known if known >= 0 else None)
+    except tf.errors.InvalidArgumentError as error:
+        if not classification.is_decode_error(error):
+            raise
+        paths = (splits.validation_paths or [])[: limit or None]
+        done = getattr(error, "images_done", 0)
+        candidates = paths[done : done + batch_size]  # the batch that failed, in order
+        if not classification.undecodable_images(candidates):
+            candidates = paths
+        raise classification.name_undecodable(candidates, error, dataset) from None
 
 
 def _pixel_batches(images, opened, batch_size):

@@ -1,8 +1,9 @@
 """MACs counted from Keras layers against PyTorch's FlopCounterMode on the reference models."""
 
 import pytest
+from torch_or_skip import import_torch
 
-torch = pytest.importorskip("torch")
+torch = import_torch()
 
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 

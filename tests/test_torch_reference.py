@@ -3,8 +3,9 @@
 from collections import OrderedDict
 
 import pytest
+from torch_or_skip import import_torch
 
-torch = pytest.importorskip("torch")
+torch = import_torch()
 
 from eca_keras.testing import checkpoints  # noqa: E402
 from eca_keras.testing import torch_reference as ref  # noqa: E402
@@ -168,7 +169,7 @@ def test_release_checkpoint_roundtrip(tmp_path, legacy):
 
 
 def test_save_timm_safetensors(tmp_path):
-    safetensors_torch = pytest.importorskip("safetensors.torch")
+    safetensors_torch = import_torch("safetensors.torch")
     model = ref.randomize_(ref.timm_ecaresnet("ecaresnet26t"), seed=6)
     path = tmp_path / "model.safetensors"
     checkpoints.save_timm_safetensors(model, path)
