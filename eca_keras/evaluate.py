@@ -14,6 +14,7 @@ import os
 import sys
 
 import numpy as np
+import tensorflow as tf
 
 from eca_keras.applications.imagenet_utils import NUM_CLASSES as NUM_IMAGENET_CLASSES
 from eca_keras.data import classification
@@ -25,7 +26,6 @@ def evaluate(predict, batches, total=None):
     """``{"top1": %, "top5": %, "n": images}`` of ``predict`` (pixels -> scores) over
     ``(pixels, labels)`` batches; labels are integers or one-hot rows."""
     import keras
-    import tensorflow as tf
 
     # A progress bar on a terminal; in a log file (no terminal) one plain line at the end.
     progress = keras.utils.Progbar(
@@ -88,8 +88,6 @@ def evaluate_model(
         imagenet_labels=imagenet_labels,
         skip_bad_images=skip_bad_images,
     )
-    import tensorflow as tf
-
     if splits.num_classes != opened.num_classes:
         raise ValueError(
             f"The model predicts {opened.num_classes} classes but the dataset has "
@@ -154,5 +152,9 @@ def _is_wnid_folder(dataset):
     if not isinstance(dataset, str) or not os.path.isdir(dataset):
         return False
     folder = classification.validation_folder(dataset) or dataset
-    names = [entry.name for entry in os.scandir(folder) if entry.is_dir()]
+    names = [
+        entry.name
+        for entry in os.scandir(folder)
+        if entry.is_dir() and not entry.name.startswith((".", "__"))  # hidden: no classes
+    ]
     return bool(names) and all(len(n) == 9 and n[0] == "n" and n[1:].isdigit() for n in names)

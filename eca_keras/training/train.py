@@ -33,6 +33,14 @@ def build_model(config, num_classes):
         from eca_keras.models import open_model
 
         model = open_model(name).keras_model
+        saved = _precision_of(model)
+        if saved != config["precision"]:
+            raise ValueError(
+                f"The model {name} computes in {saved}; a saved model keeps the precision of "
+                f"its layers, so --precision {config['precision']} cannot apply to it. Pass "
+                f"--precision {saved}, or start from a registered model (--model NAME --weights "
+                "<its .weights.h5>)"
+            )
         classes = model.output_shape[-1]
         if classes != num_classes:
             raise ValueError(
@@ -59,6 +67,16 @@ def build_model(config, num_classes):
         x = keras.layers.Dropout(info.head_dropout, name="top_dropout")(x)
     outputs = keras.layers.Dense(num_classes, name="predictions", dtype="float32")(x)
     return keras.Model(backbone.input, outputs, name=f"{name}_{num_classes}")
+
+
+def _precision_of(model):
+    """The dtype policy most of ``model``'s layers with weights compute in."""
+    import collections
+
+    policies = collections.Counter(
+        layer.dtype_policy.name for layer in model.layers if layer.weights
+    )
+    return policies.most_common(1)[0][0] if policies else "float32"
 
 
 OPTIMIZERS = {"sgd": keras.optimizers.SGD, "adamw": keras.optimizers.AdamW}
