@@ -15,6 +15,13 @@ BUNDLED_IMAGE = "flower.jpg"
 EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a usage error in one line (exit 2), not the whole usage text."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _weights_argument(value):
     return None if value.lower() == "none" else value
 
@@ -123,7 +130,15 @@ def cmd_evaluate(args):
 
     # With --json, stdout carries only the JSON object; the progress bar goes to stderr.
     with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):
-        options = ("weights", "data_dir", "batch_size", "limit", "num_classes", "image_size")
+        options = (
+            "weights",
+            "data_dir",
+            "batch_size",
+            "limit",
+            "num_classes",
+            "image_size",
+            "skip_bad_images",
+        )
         result = evaluate_model(args.model, args.dataset, **_forward(args, options))
     if args.json:
         print(json.dumps(result))
@@ -149,6 +164,7 @@ TRAIN_FLAGS = (
     "jit_compile",
     "freeze_backbone",
     "label_smoothing",
+    "skip_bad_images",
 )
 
 
@@ -264,7 +280,7 @@ def build_parser():
     from eca_keras.training.cluster import STRATEGIES
     from eca_keras.training.recipes import PRECISIONS, default_recipe, recipe_names
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="eca-keras", description="ECA-Net (Efficient Channel Attention) for Keras 3."
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
@@ -296,15 +312,20 @@ def build_parser():
         "train",
         help=f"train or fine-tune with model.fit (default: {recipe['model']} on the embedded "
         f"{recipe['dataset']})",
-        description="Train with a recipe; every key can be overridden. Re-running the same "
-        "command (same --model-dir) resumes from the last completed epoch.",
+        description="Train with a recipe; every key can be overridden. With no arguments: "
+        f"{recipe['model']} on the embedded {recipe['dataset']} (the digits recipe). "
+        "Re-running the same command (same --model-dir) resumes from the last completed epoch.",
     )
     p.add_argument(
         "--recipe",
         default="digits",
         help=f"a shipped recipe ({', '.join(recipe_names())}) or a YAML file",
     )
-    p.add_argument("--model", help="registered model name, or a .keras file to continue")
+    p.add_argument(
+        "--model",
+        help="registered model name, or a .keras file to continue (default: the recipe's; "
+        f"digits: {recipe['model']})",
+    )
     p.add_argument("--weights", help="imagenet, a weights tag or file, or none")
     p.add_argument("--dataset", help="digits | tfds:<name>[/<config>] | <folder> | <TFRecord glob>")
     p.add_argument("--data-dir", help="TFDS data directory")
@@ -324,6 +345,13 @@ def build_parser():
         help="train the new head only (needs pretrained --weights)",
     )
     p.add_argument("--label-smoothing", type=float, help="in [0, 1)")
+    p.add_argument(
+        "--skip-bad-images",
+        action="store_true",
+        default=None,
+        help="image folders: decode every file first and leave out those that fail (a warning "
+        "counts and names them) instead of stopping at the first",
+    )
     p.add_argument(
         "--logical-cpus", type=_positive_int, help="split the CPU into N devices (try mirrored)"
     )
@@ -354,6 +382,12 @@ def build_parser():
         "--image-size",
         type=_positive_int,
         help="evaluate a Keras model at this test size (default: its weights' own)",
+    )
+    p.add_argument(
+        "--skip-bad-images",
+        action="store_true",
+        help="image folders: decode every file first and leave out those that fail (a warning "
+        "counts and names them) instead of stopping at the first",
     )
     p.add_argument("--json", action="store_true", help="print a JSON object (top1, top5, n)")
     p.set_defaults(func=cmd_evaluate)
@@ -447,16 +481,41 @@ def build_parser():
         description="Each group of sides is timed in this process in interleaved rounds "
         "(median of --rounds); ratios compare sides of the same run.",
     )
-    p.add_argument("--models", nargs="+", default=list(defaults.models), metavar="NAME")
-    p.add_argument("--modes", nargs="+", default=list(defaults.modes), choices=MODES)
     p.add_argument(
-        "--batch-sizes", nargs="+", type=_positive_int, default=list(defaults.batch_sizes)
+        "--models",
+        nargs="+",
+        default=list(defaults.models),
+        metavar="NAME",
+        help=f"registered models to time (default: {' '.join(defaults.models)})",
+    )
+    p.add_argument(
+        "--modes",
+        nargs="+",
+        default=list(defaults.modes),
+        choices=MODES,
+        help=f"inference and/or training steps (default: {' '.join(defaults.modes)})",
+    )
+    p.add_argument(
+        "--batch-sizes",
+        nargs="+",
+        type=_positive_int,
+        default=list(defaults.batch_sizes),
+        help=f"batch sizes (default: {' '.join(map(str, defaults.batch_sizes))})",
     )
     p.add_argument("--xla", choices=("both", "on", "off"), default="both", help="XLA or graph")
     p.add_argument("--size", type=_positive_int, help="input size (default: each model's own)")
-    p.add_argument("--rounds", type=_positive_int, default=defaults.rounds)
     p.add_argument(
-        "--min-round-seconds", type=_non_negative_float, default=defaults.min_round_seconds
+        "--rounds",
+        type=_positive_int,
+        default=defaults.rounds,
+        help=f"interleaved rounds; the median counts (default: {defaults.rounds})",
+    )
+    p.add_argument(
+        "--min-round-seconds",
+        type=_non_negative_float,
+        default=defaults.min_round_seconds,
+        help="each contender runs at least this long per round (default: "
+        f"{defaults.min_round_seconds:g})",
     )
     p.add_argument(
         "--no-keras-baselines", action="store_true", help="skip keras.applications models"
@@ -478,16 +537,19 @@ def build_parser():
 def _import_tensorflow_quietly():
     """Imports TensorFlow without its C++ start-up chatter (CUDA probing on a CPU-only machine,
     oneDNN notices): those lines are written before TensorFlow's log level applies
-    (tensorflow#100442), so the process' stderr is muted for the import alone. An import error
-    still surfaces, after stderr is back. ``TF_CPP_MIN_LOG_LEVEL`` (default 3 here) silences
-    the rest; set it lower to see TensorFlow's own log."""
+    (tensorflow#100442), so the process' stderr is muted for the import and the probe of the
+    physical devices (where "failed call to cuInit" comes from) alone. An import error still
+    surfaces, after stderr is back. ``TF_CPP_MIN_LOG_LEVEL`` (default 3 here) silences the
+    rest; set it lower to see TensorFlow's own log."""
     if "tensorflow" in sys.modules:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(null, 2)
-        import tensorflow  # noqa: F401
+        import tensorflow
+
+        tensorflow.config.list_physical_devices()  # logical devices stay configurable
     finally:
         os.dup2(saved, 2)
         os.close(saved)
@@ -497,7 +559,21 @@ def _import_tensorflow_quietly():
 NEEDS_NO_TENSORFLOW = ("models",)
 
 
+def _one_line_warning(message, category, filename, lineno, line=None):
+    return f"warning: {' '.join(str(message).split())}\n"
+
+
 def main(argv=None):
+    import warnings
+
+    formatter, warnings.formatwarning = warnings.formatwarning, _one_line_warning
+    try:
+        return _main(argv)
+    finally:
+        warnings.formatwarning = formatter
+
+
+def _main(argv):
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:

@@ -9,9 +9,12 @@ or ``.tflite`` with the transform recorded beside it, fed uint8 pixels. Datasets
 training (:mod:`eca_keras.data.classification`): their validation split, and a flat folder whole.
 """
 
+import itertools
 import os
+import sys
 
 import numpy as np
+import tensorflow as tf
 
 from eca_keras.applications.imagenet_utils import NUM_CLASSES as NUM_IMAGENET_CLASSES
 from eca_keras.data import classification
@@ -24,9 +27,20 @@ def evaluate(predict, batches, total=None):
     ``(pixels, labels)`` batches; labels are integers or one-hot rows."""
     import keras
 
-    progress = keras.utils.Progbar(total, unit_name="batch")
+    # A progress bar on a terminal; in a log file (no terminal) one plain line at the end.
+    progress = keras.utils.Progbar(
+        total, unit_name="batch", verbose=1 if sys.stdout.isatty() else 2
+    )
     correct1 = correct5 = count = 0
-    for step, (pixels, labels) in enumerate(batches, start=1):
+    iterator = iter(batches)
+    for step in itertools.count(1):
+        try:
+            pixels, labels = next(iterator)
+        except StopIteration:
+            break
+        except tf.errors.OpError as error:
+            error.images_done = count  # where in the dataset's order the bad image is
+            raise
         scores = np.asarray(predict(np.asarray(pixels)))
         labels = np.asarray(labels)
         if labels.ndim == 2:
@@ -50,10 +64,13 @@ def evaluate_model(
     limit=None,
     num_classes=None,
     image_size=None,
+    skip_bad_images=False,
 ):
     """Opens ``model`` and evaluates it on ``dataset``'s validation split (see module doc).
 
     ``image_size`` evaluates a Keras model at another test size (the crop fraction is kept).
+    An image file that cannot be read is an error naming it, or, with ``skip_bad_images``, left
+    out with a warning (see :func:`eca_keras.data.classification.load_splits`).
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"The batch size must be a positive integer; received {batch_size!r}")
@@ -69,6 +86,7 @@ def evaluate_model(
         num_classes=num_classes,
         evaluation=True,
         imagenet_labels=imagenet_labels,
+        skip_bad_images=skip_bad_images,
     )
     if splits.num_classes != opened.num_classes:
         raise ValueError(
@@ -79,7 +97,17 @@ def evaluate_model(
     images = splits.validation.take(limit) if limit else splits.validation
     batches = _pixel_batches(images, opened, batch_size)
     known = int(batches.cardinality())
-    return evaluate(opened.scores, batches, total=known if known >= 0 else None)
+    try:
+        return evaluate(opened.scores, batches, total=known if known >= 0 else None)
+    except tf.errors.InvalidArgumentError as error:
+        if not classification.is_decode_error(error):
+            raise
+        paths = (splits.validation_paths or [])[: limit or None]
+        done = getattr(error, "images_done", 0)
+        candidates = paths[done : done + batch_size]  # the batch that failed, in order
+        if not classification.undecodable_images(candidates):
+            candidates = paths
+        raise classification.name_undecodable(candidates, error, dataset) from None
 
 
 def _pixel_batches(images, opened, batch_size):
@@ -124,5 +152,9 @@ def _is_wnid_folder(dataset):
     if not isinstance(dataset, str) or not os.path.isdir(dataset):
         return False
     folder = classification.validation_folder(dataset) or dataset
-    names = [entry.name for entry in os.scandir(folder) if entry.is_dir()]
+    names = [
+        entry.name
+        for entry in os.scandir(folder)
+        if entry.is_dir() and not entry.name.startswith((".", "__"))  # hidden: no classes
+    ]
     return bool(names) and all(len(n) == 9 and n[0] == "n" and n[1:].isdigit() for n in names)

@@ -4,8 +4,7 @@ An :class:`EvalConfig` says how a model's published accuracy was measured: resiz
 to ``floor(input_size / crop_pct)`` keeping the aspect ratio (torchvision's ``Resize(int)``),
 center crop ``input_size``, then normalise ``(x / 255 - mean) / std`` per channel. Every field is
 used: :func:`eval_transform` crops, :func:`normalize` normalises, and an exported model carries
-both. TensorFlow's antialiased resize stands in for PIL's, so accuracies can differ from PyTorch's
-in the last decimal.
+both. The resize reproduces PIL's (what torchvision and timm evaluate with) within 2 levels of 255.
 
 Importing this module does not import TensorFlow (the registry's rows are ``EvalConfig`` values).
 """
@@ -87,26 +86,37 @@ def normalize(x, mean=IMAGENET_MEAN, std=IMAGENET_STD, channel_axis=-1):
 
 
 def eval_transform(image, config):
-    """Resize the short side, center crop: ``image`` is a uint8/float RGB tensor ``(H, W, 3)``;
-    returns float32 RGB in ``[0, 255]`` of shape ``(input_size, input_size, 3)``."""
+    """Resize the short side, center crop, as torchvision does on PIL images: ``image`` is a
+    uint8/float RGB tensor ``(H, W, 3)``; returns float32 RGB in ``[0, 255]`` of shape
+    ``(input_size, input_size, 3)``.
+
+    PIL's resampling is reproduced: two antialiased passes (width, then height; triangle filter
+    for bilinear, Keys cubic a=-0.5 for bicubic), each result clipped and rounded to whole
+    pixel values as PIL stores them, the long side ``floor(resize_size * long / short)``, and
+    the crop offset ``round((side - input_size) / 2)`` rounded half to even (torchvision's
+    ``CenterCrop``). Against PIL the values differ by at most 2 (in 0-255; rounding ties of
+    the filter weights), most of them not at all (tests/test_evaluation.py measures it).
+    """
     import tensorflow as tf
 
     size = config.input_size
+    image = tf.convert_to_tensor(image)
     shape = tf.shape(image)
-    height, width = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+    height, width = shape[0], shape[1]
     short = tf.minimum(height, width)
-    new_height = tf.cast(tf.math.floor(config.resize_size * height / short), tf.int32)
-    new_width = tf.cast(tf.math.floor(config.resize_size * width / short), tf.int32)
-    new_height = tf.maximum(new_height, size)
-    new_width = tf.maximum(new_width, size)
-    image = tf.image.resize(
-        image, (new_height, new_width), method=config.interpolation, antialias=True
-    )
-    top = (new_height - size) // 2
-    left = (new_width - size) // 2
-    image = image[top : top + size, left : left + size]
-    image = tf.ensure_shape(image, (size, size, 3))
-    return tf.clip_by_value(image, 0.0, 255.0)
+    # Integer arithmetic: floor(resize_size * side / short) exactly.
+    new_height = config.resize_size * height // short
+    new_width = config.resize_size * width // short
+    x = tf.cast(image, tf.float32)
+    # One 2-D resize would keep the first pass' overshoot, which PIL clips (bicubic: up to 23
+    # levels apart). Resizing an axis to its own length is the identity.
+    for target in ((height, new_width), (new_height, new_width)):
+        x = tf.image.resize(x, tf.stack(target), method=config.interpolation, antialias=True)
+        x = tf.floor(tf.clip_by_value(x, 0.0, 255.0) + 0.5)  # PIL rounds half up
+    top = tf.cast(tf.round(tf.cast(new_height - size, tf.float32) / 2.0), tf.int32)
+    left = tf.cast(tf.round(tf.cast(new_width - size, tf.float32) / 2.0), tf.int32)
+    x = x[top : top + size, left : left + size]
+    return tf.ensure_shape(x, (size, size, 3))
 
 
 def eval_pixels(image, config):
@@ -121,9 +131,51 @@ class ImageReadError(ValueError):
     """A file that should hold an image cannot be read as one."""
 
 
+# The formats tf.io.decode_image reads, by their first bytes.
+IMAGE_SIGNATURES = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"BM", "BMP"),
+    (b"\xff\x0a", "JPEG XL"),
+    (b"\x00\x00\x00\x0cJXL \r\n\x87\n", "JPEG XL"),
+)
+
+
+def image_file_problem(path):
+    """Why ``path`` cannot hold an image (missing, empty, not an image format), judged from its
+    first bytes without decoding it; None when it looks like an image."""
+    import os
+
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+    except OSError as error:
+        return f"cannot be read ({error.strerror or error})"
+    if not head:
+        return "the file is empty"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return None
+    if any(head.startswith(signature) for signature, _ in IMAGE_SIGNATURES):
+        return None
+    kind = os.path.splitext(os.fspath(path))[1] or "a file"
+    return f"not an image ({kind} whose content is not JPEG, PNG, GIF, BMP or WebP)"
+
+
+def tensorflow_reason(error):
+    """The first line of a TensorFlow error without its op and device decorations."""
+    import re
+
+    message = (getattr(error, "message", None) or str(error)).strip()
+    line = message.splitlines()[0] if message else type(error).__name__
+    line = re.sub(r"\{\{[^}]*\}\}\s*", "", line)
+    return re.sub(r"\s*\[Op:\w+\].*$", "", line).strip() or type(error).__name__
+
+
 def read_image(path):
-    """Decodes an image file (JPEG, PNG, GIF, BMP) to a uint8 RGB tensor ``(H, W, 3)``; works
-    inside ``tf.data`` pipelines (``path`` a string tensor)."""
+    """Decodes an image file (JPEG, PNG, GIF, BMP, WebP) to a uint8 RGB tensor ``(H, W, 3)``;
+    works inside ``tf.data`` pipelines (``path`` a string tensor)."""
     import tensorflow as tf
 
     return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
@@ -139,12 +191,12 @@ def load_image(path):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No such image file: {path}")
-    if os.path.getsize(path) == 0:
-        raise ImageReadError(f"{path}: the file is empty, not an image")
+    problem = image_file_problem(path)
+    if problem:
+        raise ImageReadError(f"{path}: {problem}")
     try:
         return read_image(path)
     except tf.errors.OpError as error:
-        reason = error.message.strip().splitlines()[0] if error.message else type(error).__name__
         raise ImageReadError(
-            f"{path}: not a readable image (JPEG, PNG, GIF or BMP): {reason}"
+            f"{path}: not a readable image (damaged or truncated?): {tensorflow_reason(error)}"
         ) from None

@@ -185,6 +185,20 @@ def set_aside_damaged_models(run_dir):
     return moved
 
 
+def remove_partial_files(run_dir):
+    """Before a resume (the lock held): deletes the temporary files of writes a killed run
+    never finished (``.<name>.partial-<pid>...``); returns their names."""
+    removed = []
+    for folder in (run_dir, os.path.join(run_dir, BACKUP_DIR)):
+        if not os.path.isdir(folder):
+            continue
+        for name in sorted(os.listdir(folder)):
+            if name.startswith(".") and ".partial-" in name:
+                os.remove(os.path.join(folder, name))
+                removed.append(name)
+    return removed
+
+
 # --------------------------------------------------------------------------- the lock
 
 

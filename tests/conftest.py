@@ -1,4 +1,5 @@
-"""Shared test set-up: quiet TensorFlow, tests/ importable, float32 policy."""
+"""Shared test set-up: quiet TensorFlow, tests/ importable, float32 policy, one seed per test,
+and the main job's run directory (trained once per session, or the one CI trained)."""
 
 import os
 import sys
@@ -16,10 +17,18 @@ except ImportError:
 import keras  # noqa: E402
 import pytest  # noqa: E402
 
+# The main job's run directory when it was trained already (.ci/run trains it once, as the
+# README's first command, and the tests reuse it instead of training it again).
+DIGITS_RUN_VARIABLE = "ECA_KERAS_DIGITS_RUN"
+DIGITS_EPOCHS = 15
+
 
 @pytest.fixture(autouse=True)
 def _restore_keras_globals():
-    """Each test starts with float32 and channels_last, whatever the previous one set."""
+    """Each test starts with float32, channels_last and the same random state, whatever ran
+    before it in this process (pytest-xdist decides that): every unseeded initializer, shuffle
+    or draw of a test is the same in every run."""
+    keras.utils.set_random_seed(0)
     yield
     keras.config.set_dtype_policy("float32")
     keras.config.set_image_data_format("channels_last")
@@ -28,9 +37,19 @@ def _restore_keras_globals():
 @pytest.fixture(scope="session")
 def digits_run(tmp_path_factory):
     """The main job, ``eca-keras train`` with no dataset (ECA-MobileNetV2 on the digits, 15
-    epochs), run once per test session in a subprocess: its run directory."""
+    epochs): its run directory. ``$ECA_KERAS_DIGITS_RUN`` names one already trained (it must
+    have finished); otherwise it is trained once per test session in a subprocess."""
+    import csv
     import subprocess
 
+    trained = os.environ.get(DIGITS_RUN_VARIABLE)
+    if trained:
+        history = os.path.join(trained, "history.csv")
+        rows = list(csv.DictReader(open(history))) if os.path.isfile(history) else []
+        assert [int(row["epoch"]) for row in rows] == list(range(DIGITS_EPOCHS)), (
+            f"{DIGITS_RUN_VARIABLE}={trained} is not a finished run of the main job"
+        )
+        return trained
     run = str(tmp_path_factory.mktemp("digits") / "run")
     environment = {key: value for key, value in os.environ.items() if key != "TF_CONFIG"}
     result = subprocess.run(

@@ -374,3 +374,22 @@ def test_weights_path_may_be_a_pathlib_path(tmp_path):
     loaded = ECAResNet18(weights=path, include_top=False, input_shape=(32, 32, 3))
     x = np.random.default_rng(5).uniform(0, 255, (1, 32, 32, 3)).astype("float32")
     np.testing.assert_array_equal(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
+
+
+def test_weights_of_another_model_are_one_clear_error(tmp_path):
+    """Keras alone warns once per layer and dumps the first mismatching arrays."""
+    import warnings
+
+    path = str(tmp_path / "mobilenet.weights.h5")
+    ECAMobileNetV2(weights=None, input_shape=(32, 32, 3), classes=10).save_weights(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError) as error:
+            ECAResNet18(weights=path, input_shape=(32, 32, 3), classes=10)
+        with pytest.raises(ValueError, match=r"predictions expects \(1280, 5\), the file has"):
+            ECAMobileNetV2(weights=path, input_shape=(32, 32, 3), classes=5)
+    message = str(error.value)
+    assert "\n" not in message and len(message) < 400
+    assert message.startswith(f"{path} does not hold weights of this eca_resnet18: ")
+    assert "(first: conv1_conv expects (7, 7, 3, 64), the file has (3, 3, 3, 32))" in message
+    assert caught == []

@@ -5,6 +5,7 @@ import json
 import math
 
 import pytest
+from torch_or_skip import import_torch
 
 from eca_keras import cli
 from eca_keras.applications import get_model
@@ -47,6 +48,35 @@ def test_compare_alternates_sides_and_reports_medians(monkeypatch):
     assert rounds[2] == rounds[0]
 
 
+def test_the_suite_reports_ratios_of_known_times(monkeypatch):
+    """Fake steps that take known times on a fake clock: the suite's images per second, ratios,
+    GFLOP/s and share of the matmul peak are the figures worked out here by hand."""
+    from eca_keras.benchmark import suite
+
+    clock = FakeClock()
+    monkeypatch.setattr(timing.time, "perf_counter", clock)
+    seconds = {"eca": 0.25, "plain": 0.2, "keras": 0.16}  # per step of 8 images
+
+    def fake_step(variant, mode, batch, xla):
+        def step():
+            clock.now += seconds[variant]
+
+        return step
+
+    monkeypatch.setattr(workloads, "build_keras", lambda name, size, variant: variant)
+    monkeypatch.setattr(workloads, "keras_step", fake_step)
+    monkeypatch.setattr(suite, "count_macs", lambda model: 4_000_000_000)
+    monkeypatch.setattr(peak, "matmul_peak", lambda: 512.0)
+    settings = Settings(models=("eca_resnet50",), modes=("inference",), batch_sizes=(8,),
+                        xla=(False,), rounds=3, min_round_seconds=1.0)  # fmt: skip
+    [row] = suite.run(settings, log=lambda line: None)["throughput"]
+    assert row["images_per_second"] == {"eca": 32.0, "plain": 40.0, "keras": 50.0}
+    assert (row["eca_vs_plain"], row["eca_vs_keras"]) == (0.8, 0.64)
+    assert row["gflops"] == 256.0  # 2 FLOPs per MAC x 4e9 MACs x 32 images/s
+    assert row["peak_fraction"] == 0.5  # of 512 GFLOP/s
+    assert row["baseline"] == "ResNet50" and row["macs"] == 4_000_000_000
+
+
 def test_compare_and_settings_reject_bad_input():
     with pytest.raises(ValueError, match="rounds"):
         timing.compare({"a": lambda: None}, rounds=0)
@@ -77,7 +107,7 @@ def test_arithmetic_rate():
 
 
 def test_torch_plain_twin_matches_keras_plain_twin():
-    torch = pytest.importorskip("torch")
+    torch = import_torch()
     from eca_keras.testing import torch_reference
 
     def params(module):
@@ -104,7 +134,7 @@ def _bn_buffers(module):
 
 def test_benchmark_cli_end_to_end(tmp_path, capsys):
     """A tiny real run: inference in graph mode, with keras.applications and the PyTorch rival."""
-    pytest.importorskip("torch")
+    import_torch()
     output = tmp_path / "bench.json"
     argv = ["benchmark", "--models", "eca_mobilenet_v2", "--size", "32", "--batch-sizes", "2"]
     argv += ["--rounds", "2", "--min-round-seconds", "0", "--xla", "off", "--torch"]
@@ -116,20 +146,14 @@ def test_benchmark_cli_end_to_end(tmp_path, capsys):
     assert [(r["mode"], r["batch"], r["xla"]) for r in results["throughput"]] == [
         ("inference", 2, False)
     ]
+    # (The arithmetic of the figures: test_the_suite_reports_ratios_of_known_times.)
     for row in results["throughput"]:
         rates = row["images_per_second"]
         assert set(rates) == {"eca", "plain", "keras"} and min(rates.values()) > 0
         assert row["baseline"] == "MobileNetV2"
-        assert row["eca_vs_plain"] == pytest.approx(rates["eca"] / rates["plain"], rel=1e-3)
-        assert row["eca_vs_keras"] == pytest.approx(rates["eca"] / rates["keras"], rel=1e-3)
     inference = results["throughput"][0]
     macs = count_macs(get_model("eca_mobilenet_v2", weights=None, input_shape=(32, 32, 3)))
-    assert inference["macs"] == macs
-    gflops = 2 * macs * inference["images_per_second"]["eca"] / 1e9
-    assert inference["gflops"] == pytest.approx(gflops, rel=1e-2, abs=0.01)
-    assert inference["peak_fraction"] == pytest.approx(
-        inference["gflops"] / results["matmul_peak_gflops"], rel=0.05, abs=1e-3
-    )
+    assert inference["macs"] == macs and inference["gflops"] > 0
     assert [(r["mode"], set(r["images_per_second"])) for r in results["torch"]] == [
         ("inference", {"keras", "torch", "torch_plain"})
     ]
@@ -143,7 +167,7 @@ def test_benchmark_cli_end_to_end(tmp_path, capsys):
 
 
 def test_torch_training_step_updates_the_reference():
-    torch = pytest.importorskip("torch")
+    torch = import_torch()
     torch.manual_seed(0)
     # 64 px: at 32 the last blocks are 1x1, where batch-2 BatchNorm outputs only +-1 per
     # channel and the last ECA kernel's gradient vanishes.

@@ -7,9 +7,10 @@ import copy
 import keras
 import numpy as np
 import pytest
+from torch_or_skip import import_torch
 
-torch = pytest.importorskip("torch")
-timm = pytest.importorskip("timm")
+torch = import_torch()
+timm = import_torch("timm")
 
 from test_applications import BAD_ARGUMENTS  # noqa: E402
 

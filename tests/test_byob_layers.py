@@ -4,9 +4,10 @@ attention (same random weights, timm in float64), and max pooling with PyTorch's
 import keras
 import numpy as np
 import pytest
+from torch_or_skip import import_torch
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("timm")
+torch = import_torch()
+import_torch("timm")
 
 from timm.layers.bottleneck_attn import BottleneckAttn  # noqa: E402
 from timm.layers.halo_attn import HaloAttn  # noqa: E402

@@ -1,8 +1,9 @@
 """MACs counted from Keras layers against PyTorch's FlopCounterMode on the reference models."""
 
 import pytest
+from torch_or_skip import import_torch
 
-torch = pytest.importorskip("torch")
+torch = import_torch()
 
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
@@ -50,6 +51,6 @@ def test_macs_match_timm_with_halo_attention():
     """Grouped convolutions, ECA on the middle width, and halo attention's projections and
     matrix products, against FlopCounterMode on timm's own eca_halonext26ts (at 256 px, its
     smallest size; bottleneck attention: tests/test_byob_layers.py)."""
-    timm = pytest.importorskip("timm")
+    timm = import_torch("timm")
     keras_model = get_model("eca_halonext26ts", weights=None)
     assert count_macs(keras_model) == torch_macs(timm.create_model("eca_halonext26ts"), 256)

@@ -1,23 +1,27 @@
-"""Export: SavedModel and TFLite in every quantization, each verified against Keras by the export
-itself and again here, independently; builtin ops only; int8 I/O; the verification bounds, one
-wrong model rejected; evaluation of every artifact."""
+"""Export: SavedModel and TFLite in every quantization, each verified by the export itself and
+again here, independently (the Keras model fed by ``preprocess_input`` on pixels PIL prepared,
+bounds typed from the README); builtin ops only; int8 I/O; the README's export -> evaluate
+example at the default output path; the verification bounds, one wrong model rejected; outputs
+checked before any work and never replaced unless written by an export."""
 
 import json
 import os
+import shutil
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 import yaml
+from PIL import Image
+from pil_reference import pil_pixels
 
-from eca_keras import artifacts, runs
+from eca_keras import artifacts
 from eca_keras import export as eca_export
 from eca_keras.applications import ECAResNet18, preprocess_input
 from eca_keras.data import classification as data
 from eca_keras.evaluate import evaluate_model
 from eca_keras.export import exporter, saved_model, tflite, verify
-from eca_keras.preprocessing import eval_pixels
 
 # Every builtin op these models may use (ECA: MEAN, RESHAPE, CONV_2D, LOGISTIC, MUL).
 MOBILE_OPS = {
@@ -26,39 +30,58 @@ MOBILE_OPS = {
     "SOFTMAX", "SUB",
 }  # fmt: skip
 TFLITE_FORMATS = ("none", "float16", "dynamic", "int8")
+# What the README promises each artifact achieves against the Keras model, typed here (not read
+# from eca_keras.export.verify): largest probability difference over the largest probability,
+# or the share of images with the same best class.
+MAX_RELATIVE_DIFFERENCE = {"saved_model": 1e-4, "none": 1e-4, "float16": 1e-2}
+MIN_TOP1_AGREEMENT = {"dynamic": 0.98, "int8": 0.98}
 # Tests of the session's digits_run share one pytest-xdist worker, so the run is trained once.
 ON_DIGITS_RUN = pytest.mark.xdist_group("digits_run")
 
 
-def pixels_and_labels(split, config, count=None):
-    """uint8 model inputs (the export's transform) and integer labels of a digits split."""
-    split = split.take(count) if count else split
-    batches = split.map(lambda image, label: (eval_pixels(image, config), label)).batch(512)
-    pixels, labels = zip(*((p.numpy(), y.numpy()) for p, y in batches), strict=True)
-    return np.concatenate(pixels), np.concatenate(labels)
+def raw_images(split):
+    """uint8 images and integer labels of a ``(image, label)`` dataset, as stored."""
+    pairs = [(image.numpy(), int(label)) for image, label in split]
+    return np.stack([image for image, _ in pairs]), np.asarray([label for _, label in pairs])
 
 
-def digits_validation(config, count=None):
-    return pixels_and_labels(data.load_splits("digits").validation, config, count)
+def digits_validation():
+    """The digits' validation images prepared by PIL for a 32 px model cropping 1.0 (which is
+    each 32x32 image unchanged), and their labels."""
+    images, labels = raw_images(data.load_splits("digits").validation)
+    return np.stack([pil_pixels(image, 32, 1.0) for image in images]), labels
 
 
 def keras_probabilities(model, pixels):
+    """The Keras model on ``preprocess_input`` of ``pixels``, as probabilities."""
     outputs = np.asarray(model.predict(preprocess_input(pixels.astype("float32")), verbose=0))
     if getattr(model.layers[-1].activation, "__name__", "") != "softmax":
         outputs = tf.nn.softmax(outputs).numpy()
     return outputs
 
 
-def check_tflite_file(path, quantize, io_type="uint8"):
-    """The file's own properties: builtin ops only, batch 1 static, the input and output types."""
+def assert_computes_like_keras(outputs, reference, kind):
+    """``outputs`` of an artifact of ``kind`` within the README's bound of the Keras model's."""
+    outputs, reference = np.asarray(outputs, "float64"), np.asarray(reference, "float64")
+    assert outputs.shape == reference.shape
+    if kind in MAX_RELATIVE_DIFFERENCE:
+        difference = np.max(np.abs(outputs - reference)) / np.max(np.abs(reference))
+        assert difference <= MAX_RELATIVE_DIFFERENCE[kind], difference
+    else:
+        agreement = np.mean(outputs.argmax(axis=1) == reference.argmax(axis=1))
+        assert agreement >= MIN_TOP1_AGREEMENT[kind], agreement
+
+
+def check_tflite_file(path, quantize, io_type="uint8", batch=1):
+    """The file's own properties: builtin ops only, a static batch, the input and output types."""
     with open(path, "rb") as handle:
         operators = eca_export.operator_counts(handle.read())
     assert set(operators) <= MOBILE_OPS, operators
     assert {"MEAN", "CONV_2D", "LOGISTIC", "MUL"} <= set(operators)  # ECA is there, as builtins
     artifact = artifacts.load_artifact(path)
-    assert artifact.batch_size == 1
+    assert artifact.batch_size == batch
     details = artifact.interpreter.get_input_details()[0]
-    assert list(details["shape"]) == [1, artifact.input_size, artifact.input_size, 3]
+    assert list(details["shape"]) == [batch, artifact.input_size, artifact.input_size, 3]
     assert list(details["shape_signature"]) == list(details["shape"])  # static
     if quantize == "int8":
         zero_point = 0 if io_type == "uint8" else -128
@@ -79,19 +102,23 @@ def check_sidecars(path, class_names, quantize):
     return metadata
 
 
+def run_config(run):
+    with open(os.path.join(run, "config.yaml")) as handle:
+        return yaml.safe_load(handle)
+
+
 # ---- an ECA-MobileNetV2 run made by `eca-keras train` ----------------------------------------
 
 
 @ON_DIGITS_RUN
 @pytest.mark.slow
-@pytest.mark.parametrize("quantize", TFLITE_FORMATS)
-def test_tflite_from_a_training_run(digits_run, quantize, tmp_path):
+@pytest.mark.parametrize("quantize,batch", [("none", 1), ("float16", 1), ("dynamic", 4)])
+def test_tflite_from_a_training_run(digits_run, quantize, batch, tmp_path):
     output = str(tmp_path / f"digits_{quantize}.tflite")
-    result = eca_export.export(output, model_dir=digits_run, quantize=quantize)
+    result = eca_export.export(output, model_dir=digits_run, quantize=quantize, batch_size=batch)
     assert result.path == output and os.path.getsize(output) == result.size_bytes
-    artifact = check_tflite_file(output, quantize)
-    run_config = yaml.safe_load(open(os.path.join(digits_run, "config.yaml")))
-    metadata = check_sidecars(output, run_config["class_names"], quantize)
+    artifact = check_tflite_file(output, quantize, batch=batch)
+    metadata = check_sidecars(output, run_config(digits_run)["class_names"], quantize)
     assert metadata["eval"] == {
         "input_size": 32,
         "crop_pct": 1.0,
@@ -100,13 +127,14 @@ def test_tflite_from_a_training_run(digits_run, quantize, tmp_path):
         "std": [0.229, 0.224, 0.225],
     }
 
-    # Independently of the export's own check: the file against the run's best.keras.
+    # Independently of the export's own check: the file against the run's best.keras on all
+    # 359 held-out images (not the export's 200), prepared by PIL.
     model = keras.saving.load_model(os.path.join(digits_run, "best.keras"))
-    pixels, labels = digits_validation(runs.eval_config(run_config))
-    reference, outputs = keras_probabilities(model, pixels), artifact(pixels)
-    verify.check(verify.measure(reference, outputs), quantize)  # all 359 images, not 200
+    pixels, labels = digits_validation()
+    reference = keras_probabilities(model, pixels)
+    assert_computes_like_keras(artifact(pixels), reference, quantize)
 
-    # evaluate scores the artifact as the Keras model: equal for float, int8 within a point.
+    # evaluate scores the artifact as the Keras model: equal for float, within a point else.
     scored = evaluate_model(output, "digits")
     keras_top1 = 100 * np.mean(reference.argmax(1) == labels)
     assert scored["n"] == len(labels) == 359
@@ -114,6 +142,45 @@ def test_tflite_from_a_training_run(digits_run, quantize, tmp_path):
         assert scored["top1"] == pytest.approx(keras_top1, abs=1e-9)
     else:
         assert abs(scored["top1"] - keras_top1) <= 1.0
+
+    if quantize == "float16":  # without its sidecar the transform is unknown: refused
+        alone = tmp_path / "alone"
+        alone.mkdir()
+        shutil.copy(output, alone / "digits.tflite")
+        with pytest.raises(ValueError, match="has no sidecar .* keep the files"):
+            evaluate_model(str(alone / "digits.tflite"), "digits")
+
+
+@ON_DIGITS_RUN
+@pytest.mark.slow
+def test_int8_at_the_default_path_then_evaluate_as_the_readme_shows(digits_run, tmp_path):
+    """README: ``eca-keras export --model-dir RUN --format tflite --quantize int8``, then
+    ``eca-keras evaluate --model RUN/export/eca_mobilenet_v2_int8.tflite --dataset digits``."""
+    from test_training import cli
+
+    run = tmp_path / "run"  # a copy: the shared run stays as trained
+    shutil.copytree(digits_run, run, ignore=shutil.ignore_patterns("backup", "logs", "export"))
+    exported = cli("export", "--model-dir", run, "--format", "tflite", "--quantize", "int8")
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    path = run / "export" / "eca_mobilenet_v2_int8.tflite"
+    assert f"wrote {path}" in exported.stdout and "verified int8:" in exported.stdout
+    artifact = check_tflite_file(str(path), "int8")
+    check_sidecars(str(path), run_config(digits_run)["class_names"], "int8")
+
+    model = keras.saving.load_model(os.path.join(digits_run, "best.keras"))
+    pixels, labels = digits_validation()
+    reference = keras_probabilities(model, pixels)
+    assert_computes_like_keras(artifact(pixels), reference, "int8")
+
+    evaluated = cli("evaluate", "--model", path, "--dataset", "digits", "--json")
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    report = json.loads(evaluated.stdout)
+    assert report["n"] == 359
+    assert abs(report["top1"] - 100 * np.mean(reference.argmax(1) == labels)) <= 1.0
+    again = cli("export", "--model-dir", run, "--format", "tflite", "--quantize", "int8")
+    assert again.returncode == 1 and again.stderr.strip().endswith(
+        f"{path} exists; pass --overwrite to replace it"
+    )
 
 
 @ON_DIGITS_RUN
@@ -125,27 +192,28 @@ def test_saved_model_from_a_training_run_through_the_cli(digits_run, tmp_path):
     result = cli("export", "--model-dir", digits_run, "--format", "saved_model", "--output", output)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "verified saved_model: max relative difference" in result.stdout
-    run_config = yaml.safe_load(open(os.path.join(digits_run, "config.yaml")))
-    check_sidecars(output, run_config["class_names"], "none")
+    config = run_config(digits_run)
+    check_sidecars(output, config["class_names"], "none")
+    exporter.check_output(output, "saved_model", overwrite=True)  # replaceable with --overwrite
 
     loaded = tf.saved_model.load(output)  # plain TensorFlow, no Keras
     serve = loaded.signatures["serving_default"]
     spec = serve.structured_input_signature[1]["images"]
     assert spec.dtype == tf.uint8 and spec.shape.as_list() == [None, 32, 32, 3]
-    pixels, labels = digits_validation(runs.eval_config(run_config))
+    pixels, labels = digits_validation()
     probabilities = serve(images=tf.constant(pixels))["probabilities"].numpy()
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
     model = keras.saving.load_model(os.path.join(digits_run, "best.keras"))
     reference = keras_probabilities(model, pixels)
-    assert np.max(np.abs(probabilities - reference)) <= 1e-4 * np.max(reference)
+    assert_computes_like_keras(probabilities, reference, "saved_model")
 
     picture = str(tmp_path / "digit.png")
-    tf.io.write_file(picture, tf.io.encode_png(pixels[0]))  # a 32x32 image: the crop is itself
+    Image.fromarray(pixels[0]).save(picture)  # a 32x32 image: the crop is itself
     predicted = cli("predict", "--model", output, picture)
     assert predicted.returncode == 0, predicted.stderr[-3000:]
     first = predicted.stdout.splitlines()[1].split()  # "1. <class name> <class index> <score>"
     best = int(reference[0].argmax())
-    assert first[1:3] == [str(run_config["class_names"][best]), str(best)]
+    assert first[1:3] == [str(config["class_names"][best]), str(best)]
     assert float(first[3]) == pytest.approx(reference[0, best], abs=1e-4)
 
     evaluated = cli("evaluate", "--model", output, "--dataset", "digits", "--json")
@@ -169,32 +237,35 @@ def test_int8_with_int8_io(digits_run, tmp_path):
     output = str(tmp_path / "digits_int8_io.tflite")
     eca_export.export(output, model_dir=digits_run, quantize="int8", io_type="int8")
     artifact = check_tflite_file(output, "int8", io_type="int8")
-    pixels, _ = digits_validation(runs.eval_config({"image_size": 32, "eval": {"crop_pct": 1}}), 8)
+    pixels = digits_validation()[0][:1]
     # Feeding the file by hand: int8 input is pixel - 128, the output is probability * 256 - 128.
-    raw = artifact.invoke((pixels[:1].astype("int16") - 128).astype("int8"))
-    np.testing.assert_allclose((raw.astype("float32") + 128) / 256, artifact(pixels[:1]))
+    raw = artifact.invoke((pixels.astype("int16") - 128).astype("int8"))
+    np.testing.assert_allclose((raw.astype("float32") + 128) / 256, artifact(pixels))
 
 
 # ---- an ECA-ResNet from a .keras file -------------------------------------------------------
 
 
-DIGITS_32 = {"image_size": 32, "eval": {"crop_pct": 1.0}}
 FOLDER_CLASSES = (0, 1, 2)
 
 
 @pytest.fixture(scope="module")
 def three_digits_folder(tmp_path_factory):
     """A user's image folder (train/ and val/ of PNG files): the digits 0, 1 and 2."""
-    splits, config = data.load_splits("digits"), runs.eval_config(DIGITS_32)
+    splits = data.load_splits("digits")
     folder = tmp_path_factory.mktemp("three_digits")
     for split, name in ((splits.train, "train"), (splits.validation, "val")):
-        pixels_labels = zip(*pixels_and_labels(split, config), strict=True)
-        for index, (pixels, label) in enumerate(pixels_labels):
+        for index, (pixels, label) in enumerate(zip(*raw_images(split), strict=True)):
             if label in FOLDER_CLASSES:
                 os.makedirs(folder / name / f"digit{label}", exist_ok=True)
-                path = str(folder / name / f"digit{label}" / f"{index}.png")
-                tf.io.write_file(path, tf.io.encode_png(pixels))
+                Image.fromarray(pixels).save(folder / name / f"digit{label}" / f"{index}.png")
     return str(folder)
+
+
+def folder_images(folder):
+    """The PNG files of a class folder read by PIL (32x32: PIL's preparation leaves them so)."""
+    paths = sorted(os.path.join(root, name) for root, _, names in os.walk(folder) for name in names)
+    return np.stack([pil_pixels(np.asarray(Image.open(path)), 32, 1.0) for path in paths])
 
 
 @pytest.fixture(scope="module")
@@ -205,9 +276,9 @@ def resnet_file(three_digits_folder, tmp_path_factory):
     features: a real classifier (100% on the held-out images), cheaply. The seed fixes the
     network (float16 then agrees within 8e-4; other seeds' random backbones give up to 8e-3)."""
     keras.utils.set_random_seed(0)
-    splits, config = data.load_splits(three_digits_folder), runs.eval_config(DIGITS_32)
+    splits = data.load_splits(three_digits_folder)
     backbone = ECAResNet18(weights=None, include_top=False, pooling="avg", input_shape=(32, 32, 3))
-    pixels, labels = pixels_and_labels(splits.train, config)
+    pixels, labels = raw_images(splits.train)
     images = preprocess_input(pixels.astype("float32"))
     shuffled = images[np.random.default_rng(0).permutation(len(images))]
     for _ in range(3):  # BatchNorm moving statistics (momentum 0.9) from the images
@@ -222,7 +293,7 @@ def resnet_file(three_digits_folder, tmp_path_factory):
     head = keras.layers.Dense(len(FOLDER_CLASSES), name="predictions")
     model = keras.Model(backbone.input, head(backbone.output))
     head.set_weights([weights, -mean @ weights])
-    held_out, truth = pixels_and_labels(splits.validation, config)
+    held_out, truth = raw_images(splits.validation)
     predicted = model.predict(preprocess_input(held_out.astype("float32")), verbose=0)
     assert np.mean(predicted.argmax(axis=1) == truth) >= 0.97
     path = str(tmp_path_factory.mktemp("resnet") / "eca_resnet18_digits.keras")
@@ -238,9 +309,13 @@ def test_eca_resnet_tflite_from_a_keras_file(resnet_file, three_digits_folder, q
         output, model=resnet_file, quantize=quantize, representative_data=three_digits_folder
     )
     assert result.verification["images"] == 122  # the folder's whole val/
-    check_tflite_file(output, quantize)
+    artifact = check_tflite_file(output, quantize)
     check_sidecars(output, ["0", "1", "2"], quantize)  # a bare .keras file: class indices
     assert result.operators["MAX_POOL_2D"] == 1 and result.operators["ADD"] >= 8  # the ResNet
+    # Independently of the export's self-check: the PNG files read by PIL, the .keras model.
+    pixels = folder_images(os.path.join(three_digits_folder, "val"))
+    reference = keras_probabilities(keras.saving.load_model(resnet_file), pixels)
+    assert_computes_like_keras(artifact(pixels), reference, quantize)
 
 
 @pytest.mark.slow
@@ -349,6 +424,8 @@ RANDOM = {"model": "eca_mobilenet_v2", "weights": None}
         ({**RANDOM, "quantize": "int4"}, ValueError, "quantize must be one of"),
         ({**RANDOM, "io_type": "float32"}, ValueError, "io_type must be one of"),
         ({**RANDOM, "batch_size": 0}, ValueError, "batch_size must be a positive integer"),
+        ({**RANDOM, "input_size": 7}, ValueError, "input_size must be an integer of at least 32"),
+        ({**RANDOM, "verification_images": 10}, ValueError, "at least 50 held-out images"),
         ({**RANDOM, "quantize": "int8"}, ValueError, "pass --representative-data"),
         ({**RANDOM, "model_dir": "runs/x"}, ValueError, "exactly one of --model-dir"),
         ({"model": "eca_resnet9000"}, ValueError, "Unknown model 'eca_resnet9000'"),
@@ -362,6 +439,65 @@ def test_export_errors_are_clear(kwargs, error, message, tmp_path):
     with pytest.raises(error, match=message):
         eca_export.export(str(output), **kwargs)
     assert not output.exists()
+
+
+def test_too_few_held_out_images_are_refused(tmp_path):
+    folder = tmp_path / "photos"
+    for split, count in (("train", 4), ("val", 3)):
+        for name in ("cat", "dog"):
+            (folder / split / name).mkdir(parents=True)
+            for index in range(count):
+                Image.fromarray(np.full((40, 40, 3), index, "uint8")).save(
+                    folder / split / name / f"{index}.png"
+                )
+    output = tmp_path / "out.tflite"
+    with pytest.raises(ValueError, match="Only 6 held-out images to verify the export on; it "):
+        eca_export.export(str(output), **RANDOM, representative_data=str(folder))
+    assert not output.exists()
+
+
+def fake_saved_model(folder, marker):
+    """A folder laid out as an export's SavedModel (its contents are not read here)."""
+    (folder / "variables").mkdir(parents=True)
+    for name in ("saved_model.pb", "fingerprint.pb", "labels.txt", "eca_keras.json"):
+        (folder / name).write_text(marker)
+    return folder
+
+
+def test_outputs_are_checked_before_any_work(tmp_path):
+    check = exporter.check_output
+    check(tmp_path / "new.tflite", "tflite")  # nothing there: fine
+    (tmp_path / "old.tflite").write_bytes(b"1")
+    with pytest.raises(ValueError, match="exists; pass --overwrite"):
+        check(tmp_path / "old.tflite", "tflite")
+    check(tmp_path / "old.tflite", "tflite", overwrite=True)
+    (tmp_path / "d.tflite").mkdir()
+    with pytest.raises(ValueError, match="is a folder; give a .tflite file path"):
+        check(tmp_path / "d.tflite", "tflite", overwrite=True)
+    (tmp_path / "empty").mkdir()
+    check(tmp_path / "empty", "saved_model")
+    earlier = fake_saved_model(tmp_path / "earlier", "old")
+    with pytest.raises(ValueError, match="is not empty; pass --overwrite"):
+        check(earlier, "saved_model")
+    check(earlier, "saved_model", overwrite=True)
+    (earlier / "notes.txt").write_text("mine")  # a file the export did not write
+    with pytest.raises(ValueError, match="holds files eca-keras export did not write: notes.txt"):
+        check(earlier, "saved_model", overwrite=True)
+    with pytest.raises(ValueError, match="not a SavedModel written by eca-keras export"):
+        check(tmp_path, "saved_model", overwrite=True)
+
+
+def test_an_earlier_export_is_replaced_whole(tmp_path):
+    output = fake_saved_model(tmp_path / "model", "old")
+    work = tmp_path / ".export-work"
+    staged = fake_saved_model(work / "model", "new")
+    labels, sidecar = exporter._put_in_place(
+        str(staged), str(output), ["a", "b"], {"format": "saved_model"}, str(work)
+    )
+    assert (output / "saved_model.pb").read_text() == "new"
+    assert open(labels).read() == "a\nb\n" and json.load(open(sidecar))["labels"] == "labels.txt"
+    assert sorted(os.listdir(tmp_path)) == [".export-work", "model"]
+    assert os.listdir(work) == ["replaced"]  # the old export, deleted with the work folder
 
 
 def test_a_run_directory_without_a_model_is_refused(tmp_path):

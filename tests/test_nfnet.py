@@ -9,9 +9,10 @@ import keras
 import numpy as np
 import pytest
 from test_applications import BAD_ARGUMENTS
+from torch_or_skip import import_torch
 
-torch = pytest.importorskip("torch")
-timm = pytest.importorskip("timm")
+torch = import_torch()
+timm = import_torch("timm")
 
 from timm.layers import EcaModule, ScaledStdConv2d  # noqa: E402
 from timm.models.nfnet import GammaAct, NormFreeBlock  # noqa: E402

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from torch_or_skip import import_torch
 
-torch = pytest.importorskip("torch")
+torch = import_torch()
 
 from eca_keras.convert import torch_checkpoint  # noqa: E402
 from eca_keras.convert.torch_checkpoint import (  # noqa: E402
@@ -330,6 +331,62 @@ def test_build_on_arbitrary_objects_is_refused(tmp_path, zip_format):
         load_torch_checkpoint(path)
 
 
+# -- allocations: bounded by the file's size ---------------------------------------------------
+
+
+def peak_allocation(load, path):
+    """Bytes Python allocated at most while ``load(path)`` refused the file."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises((CheckpointFormatError, UnsafeCheckpointError)) as refused:
+            load(path)
+        return tracemalloc.get_traced_memory()[1], refused.value
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_tiny_file_cannot_ask_for_gigabytes(tmp_path):
+    """A 30-byte pickle asking for ``bytearray(2**30)``, a tensor expanded over a 4-byte storage
+    to 2**40 elements, a zip entry claiming far more bytes than the file: refused, having
+    allocated almost nothing."""
+    bomb = tmp_path / "bytearray.pth"
+    bomb.write_bytes(b"\x80\x02cbuiltins\nbytearray\nJ\x00\x00\x00\x40\x85R.")
+    assert len(bomb.read_bytes()) == 30
+    peak, error = peak_allocation(load_torch_checkpoint, bomb)
+    assert peak < 2**24 and "refusing bytearray" in str(error)
+
+    pid = ("storage", torch.FloatStorage, "0", "cpu", 1, None)
+    expanded = {"x": legacy_tensor(pid, 0, (2**20, 2**20), (0, 0))}
+    path = write_legacy(tmp_path / "expanded.pth", expanded, {"0": np.zeros(1, np.float32)})
+    peak, error = peak_allocation(load_torch_checkpoint, path)
+    assert peak < 2**24 and "refusing to allocate" in str(error)
+
+    inflated = tmp_path / "inflated.pth"
+    source = save({"w": torch.zeros(4)}, tmp_path / "small.pth")
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(inflated, "w") as zout:
+        for info in zin.infolist():
+            payload = zin.read(info)
+            if info.filename.endswith("/data/0"):  # 64 MiB of zeros, deflated to ~64 KiB
+                payload = bytes(2**26)
+            zout.writestr(info.filename, payload, compress_type=zipfile.ZIP_DEFLATED)
+    assert os.path.getsize(inflated) < 2**20
+    peak, error = peak_allocation(load_torch_checkpoint, inflated)
+    assert peak < 2**24 and "more than the file's" in str(error)
+
+
+@FORMATS
+@pytest.mark.parametrize("protocol", [2, 5])
+def test_bytearrays_stored_in_the_file_still_load(tmp_path, zip_format, protocol):
+    obj = {"b": bytearray(b"\x00\xffab"), "e": bytearray(), "w": torch.ones(2)}
+    path = tmp_path / "bytes.pth"
+    torch.save(obj, path, _use_new_zipfile_serialization=zip_format, pickle_protocol=protocol)
+    loaded = load_torch_checkpoint(path)
+    assert loaded["b"] == bytearray(b"\x00\xffab") and loaded["e"] == bytearray()
+    assert type(loaded["b"]) is bytearray
+
+
 # -- malformed files --------------------------------------------------------------------------
 
 
@@ -370,25 +427,73 @@ def test_truncated_file(tmp_path, zip_format, keep):
         load_torch_checkpoint(path)
 
 
+def same(a, b):
+    """Equal objects of equal types (arrays: dtype, shape and values)."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (
+            isinstance(a, np.ndarray)
+            and isinstance(b, np.ndarray)
+            and (a.dtype, a.shape) == (b.dtype, b.shape)
+            and np.array_equal(a, b, equal_nan=True)
+        )
+    if isinstance(a, dict):
+        return type(a) is type(b) and list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    return type(a) is type(b) and a == b
+
+
+def test_every_truncation_is_refused(tmp_path):
+    for zip_format in (True, False):
+        obj = {"state_dict": {"w": torch.randn(2, 3), "n": torch.tensor(4)}, "epoch": 1}
+        data = save(obj, tmp_path / "full.pth", zip_format).read_bytes()
+        path = tmp_path / "broken.pth"
+        for cut in range(0, len(data), 3):
+            path.write_bytes(data[:cut])
+            with pytest.raises(CheckpointFormatError):
+                load_torch_checkpoint(path)
+
+
 @FORMATS
-def test_every_truncation_and_corruption_fails_cleanly(tmp_path, zip_format):
-    """Cut or corrupted files raise one of the module's errors, never anything else."""
-    obj = {"state_dict": {"w": torch.randn(2, 3), "n": torch.tensor(4)}, "epoch": 1}
-    data = save(obj, tmp_path / "full.pth", zip_format).read_bytes()
-    path = tmp_path / "broken.pth"
-    for cut in range(0, len(data), 3):
-        path.write_bytes(data[:cut])
-        with pytest.raises(CheckpointFormatError):
-            load_torch_checkpoint(path)
-    rng = np.random.default_rng(0)
+def test_a_corrupted_byte_is_refused_or_harmless(tmp_path, zip_format):
+    """300 files with one byte changed at random. The zip format checks a CRC of every entry:
+    each corruption is refused or changes nothing. The legacy format has no checksum: a byte of
+    a storage's raw data loads as another value (no reader can tell), and a changed key name
+    loads as that name, which the conversion's name check then refuses; anything else is
+    refused or changes nothing."""
+    state = {"w": torch.randn(2, 3), "n": torch.tensor(4)}
+    data = save({"state_dict": state, "epoch": 1}, tmp_path / "full.pth", zip_format).read_bytes()
+    original = load_torch_checkpoint(tmp_path / "full.pth")
+    # Legacy: the storages are the file's last bytes, each an 8-byte count and its data.
+    storages_start = len(data) - sum(8 + t.numel() * t.element_size() for t in state.values())
+    path, rng = tmp_path / "broken.pth", np.random.default_rng(0)
+    outcomes = collections.Counter()
     for _ in range(300):
+        position, value = int(rng.integers(len(data))), int(rng.integers(1, 256))
         corrupt = bytearray(data)
-        corrupt[rng.integers(len(data))] = rng.integers(256)
+        corrupt[position] ^= value  # never the same byte
         path.write_bytes(bytes(corrupt))
         try:
-            load_torch_checkpoint(path)
+            loaded = load_torch_checkpoint(path)
         except (CheckpointFormatError, UnsafeCheckpointError):
-            pass
+            outcomes["refused"] += 1
+            continue
+        if same(loaded, original):
+            outcomes["harmless"] += 1
+            continue
+        assert not zip_format, f"byte {position}: a silent change despite the CRC"
+        keys, original_keys = list(loaded["state_dict"]), list(original["state_dict"])
+        if position >= storages_start:  # raw tensor data: the same tensors, other values
+            assert keys == original_keys
+            assert all(
+                (loaded["state_dict"][k].shape, loaded["state_dict"][k].dtype)
+                == (original["state_dict"][k].shape, original["state_dict"][k].dtype)
+                for k in keys
+            )
+            outcomes["values"] += 1
+        else:  # the pickle: only names, which the conversion checks
+            renamed = keys != original_keys or list(loaded) != list(original)
+            assert renamed, f"byte {position}: {loaded!r}"
+            outcomes["names"] += 1
+    assert outcomes["refused"] >= 100, outcomes
 
 
 def test_truncated_zip_storage_entry(tmp_path):

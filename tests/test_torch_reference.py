@@ -4,8 +4,9 @@
 from collections import OrderedDict
 
 import pytest
+from torch_or_skip import import_torch
 
-torch = pytest.importorskip("torch")
+torch = import_torch()
 
 from eca_keras.testing import checkpoints  # noqa: E402
 from eca_keras.testing import torch_reference as ref  # noqa: E402
@@ -120,8 +121,8 @@ def test_release_checkpoint_roundtrip(tmp_path, legacy):
 
 
 def test_save_timm_safetensors(tmp_path):
-    safetensors_torch = pytest.importorskip("safetensors.torch")
-    import timm
+    safetensors_torch = import_torch("safetensors.torch")
+    timm = import_torch("timm")
 
     model = ref.randomize_(timm.create_model("ecaresnet26t"), seed=6)
     path = tmp_path / "model.safetensors"

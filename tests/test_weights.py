@@ -8,8 +8,9 @@ import threading
 
 import numpy as np
 import pytest
+from torch_or_skip import import_torch
 
-torch = pytest.importorskip("torch")
+torch = import_torch()
 
 from eca_keras.applications import ECAMobileNetV2, ECAResNet18, registry, weights  # noqa: E402
 from eca_keras.convert import UnsafeCheckpointError, WeightMismatchError  # noqa: E402

@@ -281,7 +281,7 @@ def load_model_weights(model, model_name, weights):
 
         apply_checkpoint(model, weights, family=info.family)
     else:
-        model.load_weights(weights)
+        load_keras_weights(model, weights, model_name)
 
 
 def read_preset_info(folder):
@@ -338,3 +338,42 @@ def _copy(source, target, reference):
             "(another number of classes? pass classes= to match)"
         )
     target.set_weights(values)
+
+
+def load_keras_weights(model, path, model_name):
+    """``model.load_weights(path)``, or one line saying the file holds another model's weights
+    (instead of Keras' warning per layer and its dump of the first mismatching arrays)."""
+    import re
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model.load_weights(path)
+            error = None
+        except ValueError as raised:
+            error = str(raised)
+    skipped = [w for w in caught if "Skipping" in str(w.message) or "could not" in str(w.message)]
+    if error is None and not skipped:
+        for warning in caught:
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+        return
+    detail = ""
+    if error:
+        count = re.search(r"A total of (\d+) objects could not be loaded", error)
+        layer = re.search(r"for object <\w+ name=([^,>]+)", error)
+        shapes = re.search(
+            r"variable\.shape=(\([^)]*\)), Received: value\.shape=(\([^)]*\))", error
+        )
+        if count:
+            detail = f"{count[1]} layer(s) do not match"
+        if layer and shapes:
+            detail += f" (first: {layer[1]} expects {shapes[1]}, the file has {shapes[2]})"
+        detail = detail or error.splitlines()[0][:200]
+    else:
+        detail = f"{len(skipped)} parts of the model found no weights in it"
+    raise ValueError(
+        f"{path} does not hold weights of this {model_name}: {detail}. Are they the weights of "
+        "another model, or of another `classes` / `input_shape`?"
+    )

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 
 from eca_keras.applications import registry
-from eca_keras.convert.torch_checkpoint import read_state_dict
+from eca_keras.convert.torch_checkpoint import CheckpointFormatError, read_state_dict
 from eca_keras.layers import ECA, DescriptorBatchNormalization
 
 # Keras layer class -> (upstream parameter names, PyTorch array -> Keras array) per Keras weight.
@@ -88,9 +88,15 @@ def read_checkpoint(path):
         head = handle.read(9)
     # safetensors: an 8-byte little-endian header length, then a JSON header.
     if len(head) == 9 and head[8:9] == b"{" and head[:2] not in (b"PK", b"\x80\x02"):
+        from safetensors import SafetensorError
         from safetensors.numpy import load_file
 
-        return dict(load_file(path))
+        try:
+            return dict(load_file(path))
+        except SafetensorError as error:  # truncated, bad JSON header, impossible sizes
+            raise CheckpointFormatError(
+                f"{path}: not a readable safetensors file ({' '.join(str(error).split())})"
+            ) from None
     return read_state_dict(path)
 
 

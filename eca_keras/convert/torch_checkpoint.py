@@ -16,6 +16,11 @@ or numpy's functions. The BUILD opcode is only honoured for ``OrderedDict`` attr
 ``state_dict()._metadata``) and numpy dtypes. Anything else raises :class:`UnsafeCheckpointError`
 before it can run; ``argparse.Namespace`` (often stored as ``args``) is deliberately refused.
 
+Allocations are bounded by the file's size: a storage or a ``bytearray`` holds bytes the file
+contains, and tensors copied out of shared or expanded storages may together take at most
+:data:`COPY_BUDGET_FACTOR` times the file's size plus :data:`COPY_BUDGET_SLACK` bytes; a tiny
+file claiming gigabytes is refused before anything is allocated.
+
 Tensors become C-contiguous, writeable ``np.ndarray`` objects that never share memory with each
 other. numpy has no bfloat16, so bfloat16 tensors are widened to float32 (exactly, by shifting
 the 16 stored bits into the high half of a float32); bool tensors become ``np.bool_`` arrays.
@@ -91,7 +96,7 @@ _ALLOWED_GLOBALS = {
     ("torch", "Size"): tuple,
     ("builtins", "set"): set,
     ("builtins", "frozenset"): frozenset,
-    ("builtins", "bytearray"): bytearray,
+    ("builtins", "bytearray"): "_bytearray",
     ("builtins", "complex"): complex,
     ("_codecs", "encode"): "_latin1_encode",  # how protocol 2 stores bytes
     ("torch._utils", "_rebuild_tensor"): "_rebuild_tensor",
@@ -103,6 +108,12 @@ _ALLOWED_GLOBALS = {
     ("numpy._core.multiarray", "scalar"): "_numpy_scalar",
     ("numpy", "dtype"): "_numpy_dtype",
 }
+
+
+# Bytes that tensors copied out of shared or stride-0 storages may take in all, per file byte
+# (plus a fixed slack): ties and views in real checkpoints copy a few times the file at most.
+COPY_BUDGET_FACTOR = 4
+COPY_BUDGET_SLACK = 256 * 2**20
 
 
 class UnsafeCheckpointError(ValueError):
@@ -118,6 +129,25 @@ class _DType:
     """Stand-in for a torch storage class or dtype global; ``name`` is a torch dtype name."""
 
     name: str
+
+
+@dataclasses.dataclass(slots=True)
+class _Budget:
+    """Bytes left for copies of tensors (see :data:`COPY_BUDGET_FACTOR`)."""
+
+    left: int
+
+    @classmethod
+    def for_file(cls, file_size: int) -> _Budget:
+        return cls(COPY_BUDGET_FACTOR * file_size + COPY_BUDGET_SLACK)
+
+    def spend(self, nbytes: int, path: str) -> None:
+        if nbytes > self.left:
+            raise CheckpointFormatError(
+                f"{path}: its tensors would take {nbytes:,} more bytes than the file holds "
+                "(expanded or overlapping views); refusing to allocate them"
+            )
+        self.left -= nbytes
 
 
 @dataclasses.dataclass(eq=False, slots=True)
@@ -181,8 +211,10 @@ class _Unpickler(pickle._Unpickler):
         get_storage: Callable[[str, str, int], _Storage | None] | None = None,
         byteorder: str = "<",
         scan: bool = False,
+        budget: _Budget | None = None,
     ):
         super().__init__(_StrictReader(file), encoding="utf-8")
+        self._budget = budget or _Budget(COPY_BUDGET_SLACK)
         self._path = path
         self._get_storage = get_storage
         self._byteorder = byteorder
@@ -289,6 +321,20 @@ class _Unpickler(pickle._Unpickler):
     def _rebuild_parameter(data, requires_grad, backward_hooks, state=None):
         return data
 
+    def _bytearray(self, *args):
+        """``bytearray`` as pickles store one (its bytes, or latin-1 text), never from a size:
+        ``bytearray(n)`` would allocate whatever a 30-byte file asks for."""
+        if not args:
+            return bytearray()
+        if len(args) == 1 and isinstance(args[0], bytes):
+            return bytearray(args[0])
+        if len(args) == 2 and isinstance(args[0], str) and args[1] in ("latin1", "latin-1"):
+            return bytearray(args[0].encode("latin-1"))
+        raise UnsafeCheckpointError(
+            f"{self._path}: refusing bytearray{tuple(type(a).__name__ for a in args)}: only "
+            "bytes stored in the file may build one; the file may be malicious and was not loaded"
+        )
+
     def _latin1_encode(self, text, encoding):
         if not (isinstance(text, str) and encoding in ("latin1", "latin-1")):
             raise UnsafeCheckpointError(f"{self._path}: unexpected _codecs.encode arguments")
@@ -316,7 +362,7 @@ class _Unpickler(pickle._Unpickler):
         if len(size) != len(stride) or offset < 0 or min(size + stride, default=0) < 0:
             raise CheckpointFormatError(f"{self._path}: invalid tensor geometry")
         if 0 in size:
-            array = np.empty(size, dtype)
+            array = np.empty(size, dtype)  # no elements: nothing is allocated
         elif offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True)) >= flat.size:
             raise CheckpointFormatError(f"{self._path}: tensor exceeds its storage (truncated?)")
         elif (
@@ -328,6 +374,7 @@ class _Unpickler(pickle._Unpickler):
             storage.handed_out = True  # the whole storage, in order: use the buffer itself
             array = flat.reshape(size)
         else:
+            self._budget.spend(math.prod(size) * dtype.itemsize, self._path)
             view = np.lib.stride_tricks.as_strided(
                 flat[offset:], size, [s * dtype.itemsize for s in stride], writeable=False
             )
@@ -345,6 +392,8 @@ class _Unpickler(pickle._Unpickler):
 
 
 def _load_zip(file, path: str):
+    file_size = os.fstat(file.fileno()).st_size
+    budget = _Budget.for_file(file_size)
     with zipfile.ZipFile(file) as archive:
         names = set(archive.namelist())
         pickles = [n for n in names if n.count("/") == 1 and n.endswith("/data.pkl")]
@@ -369,6 +418,7 @@ def _load_zip(file, path: str):
                     raise CheckpointFormatError(f"{path}: storage {key!r} is missing") from None
                 if info.file_size < numel * np.dtype(_NUMPY_DTYPES[dtype]).itemsize:
                     raise CheckpointFormatError(f"{path}: storage {key!r} is truncated")
+                _check_entry_size(info, file_size, path)
                 data = np.empty(info.file_size, np.uint8)
                 with archive.open(info) as entry:
                     if entry.readinto(data) != info.file_size:
@@ -376,8 +426,19 @@ def _load_zip(file, path: str):
                 storages[key] = _Storage(data, dtype)
             return storages[key]
 
+        _check_entry_size(archive.getinfo(pickles[0]), file_size, path)
         main = io.BytesIO(archive.read(pickles[0]))
-        return _Unpickler(main, path, get_storage, byteorder).load()
+        return _Unpickler(main, path, get_storage, byteorder, budget=budget).load()
+
+
+def _check_entry_size(info, file_size: int, path: str) -> None:
+    """torch.save stores its entries uncompressed: one that claims more bytes than the whole
+    file (a zip bomb, or a forged size) is refused before anything is allocated."""
+    if info.file_size > file_size:
+        raise CheckpointFormatError(
+            f"{path}: entry {info.filename!r} claims {info.file_size:,} bytes, more than the "
+            f"file's {file_size:,}; not a torch.save file"
+        )
 
 
 def _load_legacy(file, path: str):
@@ -424,7 +485,7 @@ def _load_legacy(file, path: str):
         return storages[key]
 
     file.seek(main_start)
-    return _Unpickler(file, path, get_storage).load()
+    return _Unpickler(file, path, get_storage, budget=_Budget.for_file(file_size)).load()
 
 
 _DECODE_ERRORS = (
@@ -442,6 +503,7 @@ _DECODE_ERRORS = (
     NotImplementedError,  # zipfile: unknown compression method
     RuntimeError,  # zipfile: encrypted entry
     OSError,  # zipfile: seek to a corrupt offset (FileNotFoundError is raised before this)
+    MemoryError,  # a size no bound above caught; nothing is kept
 )
 
 

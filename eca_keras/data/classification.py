@@ -17,6 +17,7 @@ Every source yields ``(uint8 RGB image, int label)``; :func:`train_pipeline` and
 import dataclasses
 import glob
 import os
+import warnings
 from importlib import resources
 
 import numpy as np
@@ -25,7 +26,7 @@ import tensorflow as tf
 from eca_keras import preprocessing
 from eca_keras.applications.imagenet_utils import NUM_CLASSES as NUM_IMAGENET_CLASSES
 from eca_keras.applications.imagenet_utils import imagenet_classes
-from eca_keras.preprocessing import IMAGENET_MEAN, IMAGENET_STD, read_image
+from eca_keras.preprocessing import IMAGENET_MEAN, IMAGENET_STD, image_file_problem, read_image
 
 DIGITS_SIZE = 32  # the 8x8 digits are upsampled to the smallest size the models accept
 VALIDATION_SPLITS = ("validation", "val", "test")
@@ -43,6 +44,12 @@ class Splits:
     train_size: int | None = None
     validation_size: int | None = None
     from_files: bool = False  # file-backed: multi-worker training shards by file
+    train_paths: list | None = None  # image folders: the files, in the order of the splits
+    validation_paths: list | None = None
+
+
+class BadImagesError(ValueError):
+    """Image files of a dataset that cannot be decoded (empty, not images, damaged)."""
 
 
 def load_splits(
@@ -53,12 +60,18 @@ def load_splits(
     num_classes=None,
     evaluation=False,
     imagenet_labels=False,
+    skip_bad_images=False,
 ):
     """Opens ``dataset`` (see the module docstring) as :class:`Splits`.
 
     ``evaluation``: a flat folder (no ``train/``/``val/`` inside) becomes the validation split
     whole instead of being split. ``imagenet_labels``: folders are WordNet ids labelled with their
     ImageNet-1k index (evaluating a 1000-class model on ImageNet or a subset of it).
+
+    Image folders are checked before anything reads them: class folders without images are
+    refused, and every image file's first bytes are read; an empty or non-image file is an error
+    naming it. ``skip_bad_images`` instead decodes every file once and leaves out those that
+    fail, with a warning that counts and names them.
     """
     if not dataset:
         raise ValueError("No dataset given: use --dataset digits, tfds:<name>, a folder or a glob")
@@ -67,7 +80,9 @@ def load_splits(
     if dataset.startswith("tfds:"):
         return _tfds(dataset[5:], data_dir)
     if os.path.isdir(dataset):
-        return _folder(dataset, validation_fraction, seed, evaluation, imagenet_labels)
+        return _folder(
+            dataset, validation_fraction, seed, evaluation, imagenet_labels, skip_bad_images
+        )
     if any(char in dataset for char in "*?[") or dataset.endswith((".tfrecord", ".tfrecords")):
         return _tfrecords(dataset, num_classes)
     raise ValueError(
@@ -162,10 +177,16 @@ def _list_images(folder, imagenet_labels=False):
 
     Classes are numbered in sorted order; with ``imagenet_labels`` the sub-folders must be
     WordNet ids and take their ImageNet-1k index (so a subset of ImageNet keeps its labels).
+    Hidden sub-folders (``.git``, ``.ipynb_checkpoints``, ``__MACOSX``) are no classes (a warning
+    lists them); a class folder without images is refused, not counted as a class.
     """
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"No such dataset folder: {folder}")
-    classes = sorted(entry.name for entry in os.scandir(folder) if entry.is_dir())
+    folders = sorted(entry.name for entry in os.scandir(folder) if entry.is_dir())
+    hidden = [name for name in folders if name.startswith((".", "__"))]
+    if hidden:
+        warnings.warn(f"{folder}: ignoring hidden folders {', '.join(hidden)}", stacklevel=4)
+    classes = [name for name in folders if name not in hidden]
     index = {name: i for i, name in enumerate(classes)}
     if imagenet_labels:
         index = {wnid: i for i, (wnid, _) in enumerate(imagenet_classes())}
@@ -175,14 +196,93 @@ def _list_images(folder, imagenet_labels=False):
                 f"{folder}: class folders must be ImageNet WordNet ids for a 1000-class model; "
                 f"not ids: {unknown[:5]}"
             )
-    paths, labels = [], []
+    paths, labels, empty = [], [], []
     for name in classes:
-        for root, _, files in sorted(os.walk(os.path.join(folder, name))):
-            for file in sorted(files):
-                if file.lower().endswith(IMAGE_EXTENSIONS):
-                    paths.append(os.path.join(root, file))
-                    labels.append(index[name])
+        found = [
+            os.path.join(root, file)
+            for root, _, files in sorted(os.walk(os.path.join(folder, name)))
+            for file in sorted(files)
+            if file.lower().endswith(IMAGE_EXTENSIONS)
+        ]
+        if not found:
+            empty.append(name)
+        paths.extend(found)
+        labels.extend([index[name]] * len(found))
+    if empty and len(empty) < len(classes):
+        raise ValueError(
+            f"{folder}: class folders without images ({', '.join(IMAGE_EXTENSIONS)}): "
+            f"{_listing(empty)}; remove them or add images (each sub-folder is a class)"
+        )
     return classes, paths, labels
+
+
+def _listing(items, shown=3):
+    text = ", ".join(str(item) for item in items[:shown])
+    return text + (f" and {len(items) - shown} more" if len(items) > shown else "")
+
+
+def undecodable_images(paths):
+    """The files among ``paths`` that ``tf.io.decode_image`` cannot decode (decoded in
+    parallel, once each)."""
+    if not paths:
+        return []
+    indices = tf.data.Dataset.from_tensor_slices(
+        (np.arange(len(paths), dtype="int64"), tf.constant(list(paths), dtype=tf.string))
+    )
+    decoded = indices.map(
+        lambda index, path: (index, tf.shape(read_image(path))[0]),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=False,
+    ).ignore_errors()
+    readable = {int(index) for index, _ in decoded.as_numpy_iterator()}
+    return [path for i, path in enumerate(paths) if i not in readable]
+
+
+def check_image_files(paths, labels, skip_bad_images=False, where="the dataset"):
+    """``(paths, labels)`` of image files that can be read. By default every file's first bytes
+    are read and an empty or non-image file is an error naming it; ``skip_bad_images`` decodes
+    every file and drops those that fail, with a warning."""
+    if skip_bad_images:
+        bad = set(undecodable_images(paths))
+        if bad:
+            warnings.warn(
+                f"skipping {len(bad)} of {len(paths)} image files of {where} that cannot be "
+                f"decoded: {_listing(sorted(bad))}",
+                stacklevel=4,
+            )
+        kept = [(p, y) for p, y in zip(paths, labels, strict=True) if p not in bad]
+        return [p for p, _ in kept], [y for _, y in kept]
+    for path in paths:
+        problem = image_file_problem(path)
+        if problem:
+            raise BadImagesError(
+                f"{path}: {problem}. Remove it, or pass --skip-bad-images to leave out every "
+                "file that cannot be decoded"
+            )
+    return paths, labels
+
+
+def name_undecodable(paths, error, where="the dataset"):
+    """A :class:`BadImagesError` naming the files among ``paths`` that cannot be decoded (found
+    by decoding them), for a TensorFlow ``error`` met while reading ``where``."""
+    from eca_keras.preprocessing import tensorflow_reason
+
+    bad = undecodable_images(paths) if paths else []
+    if not bad:
+        return BadImagesError(f"An image of {where} could not be read: {tensorflow_reason(error)}")
+    return BadImagesError(
+        f"{_listing(bad)}: cannot be decoded as images ({tensorflow_reason(error)}). Remove "
+        f"{'it' if len(bad) == 1 else 'them'}, or pass --skip-bad-images to leave out every "
+        "file that cannot be decoded"
+    )
+
+
+def is_decode_error(error):
+    """Whether a TensorFlow error raised while iterating a dataset is an image decoding one."""
+    text = (getattr(error, "message", None) or str(error)).lower()
+    return isinstance(error, tf.errors.InvalidArgumentError) and any(
+        word in text for word in ("decode", "image", "jpeg", "png", "gif", "bmp", "webp")
+    )
 
 
 def _decode_files(paths, labels):
@@ -197,7 +297,7 @@ def validation_folder(folder):
     return next((path for path in candidates if os.path.isdir(path)), None)
 
 
-def _folder(folder, validation_fraction, seed, evaluation, imagenet_labels):
+def _folder(folder, validation_fraction, seed, evaluation, imagenet_labels, skip_bad_images):
     train_dir = os.path.join(folder, "train")
     validation_dir = validation_folder(folder)
     if os.path.isdir(train_dir) and validation_dir:
@@ -208,8 +308,15 @@ def _folder(folder, validation_fraction, seed, evaluation, imagenet_labels):
                 f"{train_dir} and {validation_dir} have different class folders: "
                 f"{classes} vs {validation_classes}"
             )
+        train_paths, train_labels = check_image_files(
+            train_paths, train_labels, skip_bad_images, train_dir
+        )
+        val_paths, val_labels = check_image_files(
+            val_paths, val_labels, skip_bad_images, validation_dir
+        )
     else:
         classes, paths, labels = _list_images(folder, imagenet_labels)
+        paths, labels = check_image_files(paths, labels, skip_bad_images, folder)
         if evaluation:  # a flat folder given to evaluate is the evaluation set, whole
             train, validation = [], range(len(paths))
         else:
@@ -231,6 +338,8 @@ def _folder(folder, validation_fraction, seed, evaluation, imagenet_labels):
         len(train_paths),
         len(val_paths),
         from_files=True,
+        train_paths=train_paths,
+        validation_paths=val_paths,
     )
 
 
@@ -296,11 +405,15 @@ def _scan_labels(files):
     return count, largest + 1
 
 
-def random_resized_crop(image, size, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
-    """Inception-style crop: random area fraction in ``scale`` and aspect ratio in ``ratio``."""
-    begin, crop_size, _ = tf.image.sample_distorted_bounding_box(
+def random_resized_crop(image, size, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), seed=None):
+    """Inception-style crop: random area fraction in ``scale`` and aspect ratio in ``ratio``.
+    ``seed`` (a shape-(2,) integer tensor) makes it a stateless function of the seed."""
+    if seed is None:
+        seed = tf.random.uniform((2,), maxval=2**31 - 1, dtype=tf.int32)
+    begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
         tf.shape(image),
         bounding_boxes=tf.constant([0.0, 0.0, 1.0, 1.0], shape=(1, 1, 4)),
+        seed=seed,
         min_object_covered=0.0,
         aspect_ratio_range=ratio,
         area_range=scale,
@@ -334,20 +447,28 @@ def train_pipeline(
 
     ``augment``: ``{"crop_scale": [lo, hi], "crop_ratio": [lo, hi], "flip": bool}``; ``mean``
     and ``std``: the normalisation (ImageNet's by default, as the evaluation's).
+
+    With a ``seed`` the batches are reproducible: the shuffle is seeded and every image's crop
+    and flip are stateless functions of a seed drawn from a seeded stream (another stream each
+    repetition of the dataset), so the parallel map's scheduling cannot change them.
     """
     scale = tuple(augment.get("crop_scale", (0.08, 1.0)))
     ratio = tuple(augment.get("crop_ratio", (3 / 4, 4 / 3)))
     flip = bool(augment.get("flip", True))
 
-    def transform(image, label):
-        image = random_resized_crop(image, image_size, scale, ratio)
+    def transform(example, seeds):
+        image, label = example
+        crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seeds, 2))
+        image = random_resized_crop(image, image_size, scale, ratio, seed=crop_seed)
         if flip:
-            image = tf.image.random_flip_left_right(image)
+            image = tf.image.stateless_random_flip_left_right(image, flip_seed)
         return preprocessing.normalize(tf.clip_by_value(image, 0.0, 255.0), mean, std), label
 
     data = splits.train.shuffle(
         min(splits.train_size or 10_000, 10_000), seed=seed, reshuffle_each_iteration=True
     )
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    data = tf.data.Dataset.zip((data, seeds))
     data = data.map(transform, num_parallel_calls=tf.data.AUTOTUNE)
     data = _finish(data, batch_size, splits.num_classes, drop_remainder=True)
     return data.with_options(_shard_options(splits.from_files and shard_by_files))

@@ -25,6 +25,15 @@ DEFAULT_CALIBRATION_IMAGES = 500
 DEFAULT_VERIFICATION_IMAGES = 200
 MIN_VERIFICATION_IMAGES = 50  # fewer cannot show 98% top-1 agreement with any confidence
 MIN_INPUT_SIZE = 32
+# What an export's SavedModel folder holds (Keras' ExportArchive, then the labels and sidecar).
+SAVED_MODEL_ENTRIES = {
+    "saved_model.pb",
+    "fingerprint.pb",
+    "variables",
+    "assets",
+    artifacts.LABELS_FILE,
+    artifacts.METADATA_FILE,
+}
 
 
 @dataclasses.dataclass
@@ -168,6 +177,13 @@ def check_output(output, format, overwrite=False):
         raise ValueError(
             f"{output} is not a SavedModel written by eca-keras export; refusing to replace it "
             "(choose another --output)"
+        )
+    foreign = sorted(set(os.listdir(output)) - SAVED_MODEL_ENTRIES)
+    if foreign:
+        raise ValueError(
+            f"{output} holds files eca-keras export did not write: {', '.join(foreign[:3])}"
+            f"{' ...' if len(foreign) > 3 else ''}; refusing to replace it (move them, or "
+            "choose another --output)"
         )
 
 

@@ -28,6 +28,7 @@ RUN_DEFAULTS = {
     "freeze_backbone": False,
     "attention": True,  # False: the plain twin (no ECA), for ablations
     "steps_per_epoch": None,  # cap the steps of an epoch (quick runs); None = the whole dataset
+    "skip_bad_images": False,  # image folders: leave out files that cannot be decoded (warned)
 }
 RECIPE_KEYS = (
     "model",
@@ -206,7 +207,7 @@ def validate(config):
     _number(config, "weight_decay", 0, float("inf"), high_open=True)
     _number(config, "label_smoothing", 0, 1, high_open=True)
     _number(config, "validation_fraction", 0, 1, low_open=True, high_open=True)
-    for key in ("jit_compile", "freeze_backbone", "attention"):
+    for key in ("jit_compile", "freeze_backbone", "attention", "skip_bad_images"):
         _boolean(config, key)
     if config["precision"] not in PRECISIONS:
         _fail("precision", f"one of {PRECISIONS}", config["precision"])

@@ -6,10 +6,14 @@ completed epoch; a finished run re-run does nothing. Under multi-worker training
 writes these files; the other workers read the backup.
 """
 
+import contextlib
 import math
 import os
+import signal
+import threading
 
 import keras
+import tensorflow as tf
 
 from eca_keras import runs
 from eca_keras.applications import registry
@@ -29,6 +33,14 @@ def build_model(config, num_classes):
         from eca_keras.models import open_model
 
         model = open_model(name).keras_model
+        saved = _precision_of(model)
+        if saved != config["precision"]:
+            raise ValueError(
+                f"The model {name} computes in {saved}; a saved model keeps the precision of "
+                f"its layers, so --precision {config['precision']} cannot apply to it. Pass "
+                f"--precision {saved}, or start from a registered model (--model NAME --weights "
+                "<its .weights.h5>)"
+            )
         classes = model.output_shape[-1]
         if classes != num_classes:
             raise ValueError(
@@ -55,6 +67,16 @@ def build_model(config, num_classes):
         x = keras.layers.Dropout(info.head_dropout, name="top_dropout")(x)
     outputs = keras.layers.Dense(num_classes, name="predictions", dtype="float32")(x)
     return keras.Model(backbone.input, outputs, name=f"{name}_{num_classes}")
+
+
+def _precision_of(model):
+    """The dtype policy most of ``model``'s layers with weights compute in."""
+    import collections
+
+    policies = collections.Counter(
+        layer.dtype_policy.name for layer in model.layers if layer.weights
+    )
+    return policies.most_common(1)[0][0] if policies else "float32"
 
 
 OPTIMIZERS = {"sgd": keras.optimizers.SGD, "adamw": keras.optimizers.AdamW}
@@ -92,6 +114,44 @@ def _steps_per_epoch(config, splits, global_batch):
     return size // global_batch
 
 
+@contextlib.contextmanager
+def _interrupt_flag():
+    """Ctrl-C (SIGINT) during ``fit``: raises KeyboardInterrupt as usual and also sets the
+    yielded flag, which :class:`_StopWhenInterrupted` checks after every batch. The flag is what
+    stops a run whose KeyboardInterrupt was raised inside a garbage-collector callback, where
+    Python prints "Exception ignored" and carries on (TensorFlow imports JAX, which has one)."""
+    flag = threading.Event()
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(
+        signal.SIGINT
+    ) in (signal.SIG_IGN, None):
+        yield flag
+        return
+
+    def interrupt(signum, frame):
+        flag.set()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, interrupt)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class _StopWhenInterrupted(keras.callbacks.Callback):
+    """Raises KeyboardInterrupt after the batch (or epoch) during which Ctrl-C was pressed."""
+
+    def __init__(self, flag):
+        super().__init__()
+        self.flag = flag
+
+    def _check(self, *args, **kwargs):
+        if self.flag.is_set():
+            raise KeyboardInterrupt
+
+    on_train_batch_end = on_test_batch_end = on_epoch_end = _check
+
+
 def train(config, verbose="auto"):
     """Trains as ``config`` (a resolved recipe) says; returns a summary dict."""
     config = recipes.validate(dict(config))
@@ -118,6 +178,7 @@ def _train(config, strategy, chief, global_batch, verbose):
         config["validation_fraction"],
         config["seed"],
         config["num_classes"],
+        skip_bad_images=config["skip_bad_images"],
     )
     steps = _steps_per_epoch(config, splits, global_batch)
     evaluation = runs.eval_config(config)
@@ -132,6 +193,7 @@ def _train(config, strategy, chief, global_batch, verbose):
     ).repeat()
     validation_data = classification.eval_pipeline(splits, evaluation, global_batch)
     if chief:
+        runs.remove_partial_files(model_dir)
         for name in runs.set_aside_damaged_models(model_dir):
             print(
                 f"warning: {name} in {model_dir} was damaged; moved to {name}.damaged", flush=True
@@ -161,16 +223,24 @@ def _train(config, strategy, chief, global_batch, verbose):
         f"{splits.num_classes} classes, {steps} steps per epoch, model dir {model_dir}",
         flush=True,
     )
-    with distribute.multi_worker_fit_fix(strategy):
-        history = model.fit(
-            train_data,
-            validation_data=validation_data,
-            epochs=config["epochs"],
-            steps_per_epoch=steps,
-            shuffle=False,  # the pipeline shuffles; Keras warns that its own would be ignored
-            callbacks=runs.callbacks(model_dir, chief),
-            verbose=verbose,
-        )
+    try:
+        with distribute.multi_worker_fit_fix(strategy), _interrupt_flag() as interrupted:
+            history = model.fit(
+                train_data,
+                validation_data=validation_data,
+                epochs=config["epochs"],
+                steps_per_epoch=steps,
+                shuffle=False,  # the pipeline shuffles; Keras warns that its own would be ignored
+                callbacks=[*runs.callbacks(model_dir, chief), _StopWhenInterrupted(interrupted)],
+                verbose=verbose,
+            )
+    except tf.errors.InvalidArgumentError as error:
+        if not classification.is_decode_error(error):
+            raise
+        # A file that passed the scan (its first bytes) but does not decode: find and name it.
+        print("an image could not be decoded; finding which...", flush=True)
+        paths = (splits.train_paths or []) + (splits.validation_paths or [])
+        raise classification.name_undecodable(paths, error, config["dataset"]) from None
     losses = history.history.get("loss", [])
     if any(not math.isfinite(loss) for loss in losses):
         raise RuntimeError(
