@@ -6,6 +6,8 @@ import re
 from setuptools import find_packages, setup
 
 HERE = pathlib.Path(__file__).parent
+# TFLite metadata and the MediaPipe client check; ONNX export and runtime (eca_keras.extras).
+DEPLOY = ["mediapipe>=0.10.14", "tf2onnx>=1.16", "onnx>=1.16", "onnxruntime>=1.18"]
 VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "eca_keras/__init__.py").read_text())[1]
 
 setup(
@@ -29,8 +31,16 @@ setup(
         "ai-edge-litert>=2.3",  # the LiteRT interpreter: every TFLite export verifies itself
     ],
     extras_require={
-        "benchmark": ["torch>=2.1", "matplotlib>=3.5"],
-        "test": ["pytest>=7", "pytest-xdist>=3", "ruff>=0.5", "jax[cpu]>=0.4.30", "torch>=2.1"],
+        "benchmark": ["torch>=2.1", "matplotlib>=3.5", *DEPLOY],
+        "deploy": DEPLOY,
+        "test": [
+            "pytest>=7",
+            "pytest-xdist>=3",
+            "ruff>=0.5",
+            "jax[cpu]>=0.4.30",
+            "torch>=2.1",
+            *DEPLOY,
+        ],
     },
     entry_points={"console_scripts": ["eca-keras=eca_keras.cli:main"]},
     classifiers=[

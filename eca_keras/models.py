@@ -6,8 +6,8 @@
   ``None``);
 - a ``.keras`` file (a run's ``best.keras``, or any saved model of this package);
 - a run directory of ``eca-keras train`` (its ``best.keras``, else ``last.keras``);
-- an exported SavedModel directory or ``.tflite`` file (with the sidecar ``eca-keras export``
-  wrote beside it);
+- an exported SavedModel directory, ``.tflite`` or ``.onnx`` file (with the sidecar
+  ``eca-keras export`` wrote beside it);
 
 and returns an :class:`OpenedModel`: something to call on RGB pixels in ``[0, 255]``, with the
 evaluation transform its pixels must be prepared with, its class names, and whether the network
@@ -23,7 +23,7 @@ from eca_keras import artifacts, runs
 from eca_keras.applications import registry
 from eca_keras.preprocessing import EvalConfig, normalize
 
-KINDS = ("registered", "keras", "run", "saved_model", "tflite")
+KINDS = ("registered", "keras", "run", "saved_model", "tflite", "onnx")
 
 
 @dataclasses.dataclass
@@ -98,6 +98,8 @@ def kind_of(reference):
         return "registered"
     if artifacts.is_tflite(reference):
         return "tflite"
+    if artifacts.is_onnx(reference):
+        return "onnx"
     if artifacts.is_saved_model(reference):
         return "saved_model"
     if reference.endswith(".keras"):
@@ -123,10 +125,11 @@ def open_model(reference, weights="imagenet", input_size=None):
         if not os.path.isfile(reference):
             raise FileNotFoundError(f"No such model file: {reference}")
         return _open_keras_file(reference, input_size, reference, "keras")
-    if kind in ("tflite", "saved_model"):
+    if kind in ("tflite", "onnx") and not os.path.isfile(reference):
+        format_name = "TFLite" if kind == "tflite" else "ONNX"
+        raise FileNotFoundError(f"No such {format_name} file: {reference}")
+    if kind in ("tflite", "onnx", "saved_model"):
         return _open_artifact(reference, kind)
-    if reference.endswith(".tflite"):
-        raise FileNotFoundError(f"No such TFLite file: {reference}")
     if os.path.isdir(reference):
         raise ValueError(
             f"{reference} is neither a run directory of `eca-keras train` (no config.yaml) nor "
@@ -135,7 +138,7 @@ def open_model(reference, weights="imagenet", input_size=None):
     raise ValueError(
         f"Unknown model {reference!r}: not a registered model "
         f"({', '.join(registry.list_models())}), a .keras file, a run directory of "
-        "`eca-keras train`, an exported SavedModel directory or a .tflite file"
+        "`eca-keras train`, an exported SavedModel directory or a .tflite or .onnx file"
     )
 
 
