@@ -242,6 +242,25 @@ def test_onnx_without_the_extra_is_one_line_from_the_cli(tmp_path, monkeypatch, 
     assert not os.path.exists(output)
 
 
+def test_metadata_fields_on_the_command_line(capsys):
+    from eca_keras import cli
+
+    parser = cli.build_parser()
+    given = [
+        "export",
+        "--model",
+        "m.keras",
+        "--metadata",
+        "license=MIT",
+        "--metadata",
+        "author=A B",
+    ]
+    assert parser.parse_args(given).metadata == [("license", "MIT"), ("author", "A B")]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["export", "--model", "m.keras", "--metadata", "license"])
+    assert "expected KEY=VALUE, got 'license'" in capsys.readouterr().err
+
+
 # ---- GPU delegate -----------------------------------------------------------------------------
 
 

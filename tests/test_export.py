@@ -114,6 +114,8 @@ def mediapipe_metadata(path):
     image = shown["subgraph_metadata"][0]["input_tensor_metadata"][0]
     return {
         "name": shown["name"],
+        "author": shown["author"],
+        "license": shown["license"],
         "labels": displayer.get_associated_file_buffer("labels.txt").decode().split("\n"),
         "normalization": image["process_units"][0]["options"],
         "eca_keras.json": displayer.get_associated_file_buffer("eca_keras.json"),
@@ -136,7 +138,8 @@ def check_sidecars(path, class_names, quantize):
 @pytest.mark.parametrize("quantize", TFLITE_FORMATS)
 def test_tflite_from_a_training_run(digits_run, quantize, tmp_path):
     output = str(tmp_path / f"digits_{quantize}.tflite")
-    result = eca_export.export(output, model_dir=digits_run, quantize=quantize)
+    card = {"author": "eca_keras tests", "license": "CC0-1.0"}
+    result = eca_export.export(output, model_dir=digits_run, quantize=quantize, metadata=card)
     assert result.path == output and os.path.getsize(output) == result.size_bytes
     artifact = check_tflite_file(output, quantize)
     run_config = yaml.safe_load(open(os.path.join(digits_run, "config.yaml")))
@@ -164,6 +167,7 @@ def test_tflite_from_a_training_run(digits_run, quantize, tmp_path):
     assert result.client_check["images"] == 200 and result.client_check["vs_keras"]
     shown = mediapipe_metadata(output)
     assert shown["name"] == "eca_mobilenet_v2 (digits)" and shown["labels"] == class_names
+    assert (shown["author"], shown["license"]) == (card["author"], card["license"])
     assert shown["normalization"] == {"mean": [0.0], "std": [1.0]}  # raw uint8 pixels go in
     assert json.loads(shown["eca_keras.json"])["eval"] == metadata["eval"]
     # The GPU delegate's gaps are outside ECA: the uint8 input's cast, dynamic range's head.
