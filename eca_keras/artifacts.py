@@ -139,7 +139,8 @@ class TFLiteArtifact:
 
 
 class ONNXArtifact:
-    """An ``.onnx`` file in ONNX Runtime (CPU), any batch size at once."""
+    """An ``.onnx`` file in ONNX Runtime (CPU); its batch dimension is dynamic, so images go in
+    ``batch_size`` at a time."""
 
     def __init__(self, path, num_threads=None):
         extras.require(extras.ONNX_RUNTIME, "Running an ONNX file")
@@ -165,8 +166,13 @@ class ONNXArtifact:
         """One session run on an input already in the file's own type."""
         return self.session.run(None, {self._input_name: batch})[0]
 
-    def __call__(self, images):
-        return np.asarray(self.invoke(np.asarray(images, self.input_dtype)), "float32")
+    def __call__(self, images, batch_size=64):
+        images = np.asarray(images, self.input_dtype)
+        chunks = [
+            self.invoke(images[start : start + batch_size])
+            for start in range(0, len(images), batch_size)
+        ]
+        return np.concatenate(chunks).astype("float32")
 
 
 def load_artifact(path, num_threads=None):
