@@ -7,6 +7,8 @@ from setuptools import find_packages, setup
 
 HERE = pathlib.Path(__file__).parent
 HUB = ["keras-hub>=0.21", "kagglehub>=0.3"]  # keras-hub presets, Kaggle handles
+# TFLite metadata and the MediaPipe client check; ONNX export and runtime (eca_keras.extras).
+DEPLOY = ["mediapipe>=0.10.14", "tf2onnx>=1.16", "onnx>=1.16", "onnxruntime>=1.18"]
 VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "eca_keras/__init__.py").read_text())[1]
 
 setup(
@@ -32,7 +34,8 @@ setup(
     ],
     extras_require={
         "hub": HUB,
-        "benchmark": ["torch>=2.1", "matplotlib>=3.5"],
+        "benchmark": ["torch>=2.1", "matplotlib>=3.5", *DEPLOY],
+        "deploy": DEPLOY,
         "test": [
             "pytest>=7",
             "pytest-xdist>=3",
@@ -41,6 +44,7 @@ setup(
             "torch>=2.1",
             "timm>=1.0.15",  # the reference of timm's models
             *HUB,
+            *DEPLOY,
         ],
     },
     entry_points={"console_scripts": ["eca-keras=eca_keras.cli:main"]},

@@ -1,10 +1,12 @@
-"""Running exported models: a SavedModel directory or a ``.tflite`` file, with its sidecar.
+"""Running exported models: a SavedModel directory, a ``.tflite`` or an ``.onnx`` file, with its
+sidecar.
 
 Every artifact takes what a camera gives: uint8 RGB pixels ``(N, S, S, 3)`` at the model's input
 size (the normalisation is inside it), and returns class probabilities ``(N, classes)``.
 TFLite files run in the LiteRT interpreter (``ai-edge-litert``) with XNNPACK, one static batch
 at a time; full-integer models get their inputs quantised and their outputs dequantised here
-with the scales stored in the file.
+with the scales stored in the file. ONNX files run in ONNX Runtime (the extra
+``eca-keras[deploy]``) on the CPU, any batch at once.
 
 Beside each artifact, :func:`metadata_path` names a JSON sidecar (the evaluation transform, the
 labels file, what the export measured) and :func:`labels_path` a labels file, one class a line.
@@ -14,6 +16,8 @@ import json
 import os
 
 import numpy as np
+
+from eca_keras import extras
 
 METADATA_FILE = "eca_keras.json"  # inside a SavedModel directory
 LABELS_FILE = "labels.txt"
@@ -27,21 +31,26 @@ def is_tflite(path):
     return str(path).endswith(".tflite")
 
 
+def is_onnx(path):
+    return str(path).endswith(".onnx")
+
+
 def is_artifact(path):
-    """Whether ``path`` is an exported model (a ``.tflite`` file or a SavedModel directory)."""
-    return is_tflite(path) or is_saved_model(path)
+    """Whether ``path`` is an exported model (a ``.tflite`` or ``.onnx`` file or a SavedModel
+    directory)."""
+    return is_tflite(path) or is_onnx(path) or is_saved_model(path)
 
 
 def metadata_path(path):
     """The JSON sidecar of an artifact: inside a SavedModel, ``<stem>.json`` beside a file."""
-    if is_tflite(path):
+    if is_tflite(path) or is_onnx(path):
         return os.path.splitext(path)[0] + ".json"
     return os.path.join(path, METADATA_FILE)
 
 
 def labels_path(path):
     """The labels file of an artifact: inside a SavedModel, ``<stem>_labels.txt`` beside a file."""
-    if is_tflite(path):
+    if is_tflite(path) or is_onnx(path):
         return os.path.splitext(path)[0] + "_labels.txt"
     return os.path.join(path, LABELS_FILE)
 
@@ -129,13 +138,53 @@ class TFLiteArtifact:
         return (outputs.astype("float32") - zero_point) * scale
 
 
+class ONNXArtifact:
+    """An ``.onnx`` file in ONNX Runtime (CPU); its batch dimension is dynamic, so images go in
+    ``batch_size`` at a time."""
+
+    def __init__(self, path, num_threads=None):
+        extras.require(extras.ONNX_RUNTIME, "Running an ONNX file")
+        import onnxruntime
+
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"No such ONNX file: {path}")
+        options = onnxruntime.SessionOptions()
+        if num_threads:
+            options.intra_op_num_threads = num_threads
+            options.inter_op_num_threads = 1
+        self.path = path
+        self.session = onnxruntime.InferenceSession(
+            path, options, providers=["CPUExecutionProvider"]
+        )
+        (source,), (result,) = self.session.get_inputs(), self.session.get_outputs()
+        self._input_name = source.name
+        self.input_size = int(source.shape[1])
+        self.input_dtype = np.dtype(source.type.removeprefix("tensor(").rstrip(")"))
+        self.num_classes = int(result.shape[-1])
+
+    def invoke(self, batch):
+        """One session run on an input already in the file's own type."""
+        return self.session.run(None, {self._input_name: batch})[0]
+
+    def __call__(self, images, batch_size=64):
+        images = np.asarray(images, self.input_dtype)
+        chunks = [
+            self.invoke(images[start : start + batch_size])
+            for start in range(0, len(images), batch_size)
+        ]
+        return np.concatenate(chunks).astype("float32")
+
+
 def load_artifact(path, num_threads=None):
     """A callable exported model: uint8 pixels ``(N, S, S, 3)`` -> probabilities ``(N, C)``."""
     path = str(path)
     if is_tflite(path):
         return TFLiteArtifact(path, num_threads=num_threads)
+    if is_onnx(path):
+        return ONNXArtifact(path, num_threads=num_threads)
     if is_saved_model(path):
         return SavedModelArtifact(path)
     raise ValueError(
-        f"{path!r} is neither a .tflite file nor a SavedModel directory (with saved_model.pb)"
+        f"{path!r} is neither a .tflite or .onnx file nor a SavedModel directory (with "
+        "saved_model.pb)"
     )

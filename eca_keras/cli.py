@@ -51,6 +51,13 @@ def _non_negative_float(value):
     return _positive_float(value, allow_zero=True)
 
 
+def _key_value(value):
+    key, equals, text = value.partition("=")
+    if not equals or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {value!r}")
+    return key.strip(), text
+
+
 # --------------------------------------------------------------------------- commands
 
 
@@ -210,7 +217,7 @@ def cmd_export(args):
         "representative_data", "data_dir", "io_type", "batch_size", "calibration_images",
         "verification_images", "overwrite",
     )  # fmt: skip
-    result = export(args.output, **_forward(args, options))
+    result = export(args.output, metadata=dict(args.metadata), **_forward(args, options))
     if result.operators:
         print("ops: " + ", ".join(f"{name} x{count}" for name, count in result.operators.items()))
     print(f"wrote {result.path} ({result.size_bytes / 2**20:.2f} MiB), labels {result.labels_path}")
@@ -291,8 +298,8 @@ def build_parser():
 
     model_help = (
         "a registered model name, a .keras file or run directory of eca-keras train, a preset "
-        "(hf://ORG/NAME, kaggle://..., or its folder), or an exported SavedModel directory or "
-        ".tflite file"
+        "(hf://ORG/NAME, kaggle://..., or its folder), or an exported SavedModel directory, "
+        ".tflite or .onnx file"
     )
     p = sub.add_parser("predict", help="classify images (top classes)")
     p.add_argument("images", nargs="*", help="image files (default: the bundled example image)")
@@ -394,12 +401,15 @@ def build_parser():
 
     p = sub.add_parser(
         "export",
-        help="export a SavedModel or a TFLite file (float32, float16, dynamic, int8), verified",
+        help="export a SavedModel, a TFLite (float32, float16, dynamic, int8) or an ONNX file, "
+        "verified",
         description="Export a training run, a .keras file or a registered model. Every "
         "artifact takes uint8 RGB pixels at the model's input size (preprocessing inside) and "
         "returns class probabilities; it is run on held-out images and compared with the Keras "
         f"model before it is put in place ({describe_bounds()}). TFLite files use builtin ops "
-        "only.",
+        "only, carry metadata (labels, normalisation, evaluation transform) and are run by "
+        "MediaPipe's ImageClassifier too; their GPU-delegate compatibility is reported. ONNX and "
+        "the MediaPipe check need pip install 'eca-keras[deploy]'.",
     )
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--model-dir", help="a run directory of eca-keras train (its best.keras)")
@@ -412,6 +422,14 @@ def build_parser():
     )
     p.add_argument("--format", choices=FORMATS, default="tflite", help="the artifact's format")
     p.add_argument("--quantize", choices=QUANTIZATIONS, default="none", help="TFLite only")
+    p.add_argument(
+        "--metadata",
+        type=_key_value,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="TFLite metadata: name, description, version, author or license",
+    )
     p.add_argument("--input-size", type=_positive_int, help="square input size (default: model's)")
     p.add_argument(
         "--output", help="the file or directory to write (default: <run>/export/<name>...)"

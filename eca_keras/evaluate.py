@@ -4,9 +4,10 @@
 reproduces a published number: a registered model with ImageNet weights is evaluated with its
 weights' own transform (input size, crop, interpolation, mean/std), and a folder of WordNet-id
 class folders is labelled with ImageNet indices. Any reference :func:`eca_keras.models.open_model`
-takes can be evaluated: a run's ``.keras`` file with its run's transform, an exported SavedModel
-or ``.tflite`` with the transform recorded beside it, fed uint8 pixels. Datasets are those of
-training (:mod:`eca_keras.data.classification`): their validation split, and a flat folder whole.
+takes can be evaluated: a run's ``.keras`` file with its run's transform, an exported SavedModel,
+``.tflite`` or ``.onnx`` with the transform recorded beside it, fed uint8 pixels. Datasets are
+those of training (:mod:`eca_keras.data.classification`): their validation split, and a flat
+folder whole.
 """
 
 import itertools

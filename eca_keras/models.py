@@ -7,8 +7,8 @@
 - a ``.keras`` file (a run's ``best.keras``, or any saved model of this package);
 - a run directory of ``eca-keras train`` (its ``best.keras``, else ``last.keras``);
 - a preset of ``eca-keras publish``: ``hf://org/name[@revision]``, ``kaggle://...`` or its folder;
-- an exported SavedModel directory or ``.tflite`` file (with the sidecar ``eca-keras export``
-  wrote beside it);
+- an exported SavedModel directory, ``.tflite`` or ``.onnx`` file (with the sidecar
+  ``eca-keras export`` wrote beside it);
 
 and returns an :class:`OpenedModel`: something to call on RGB pixels in ``[0, 255]``, with the
 evaluation transform its pixels must be prepared with, its class names, and whether the network
@@ -24,7 +24,7 @@ from eca_keras import artifacts, downloads, runs
 from eca_keras.applications import registry, weights
 from eca_keras.preprocessing import EvalConfig, normalize
 
-KINDS = ("registered", "keras", "run", "preset", "saved_model", "tflite")
+KINDS = ("registered", "keras", "run", "preset", "saved_model", "tflite", "onnx")
 
 
 @dataclasses.dataclass
@@ -99,6 +99,8 @@ def kind_of(reference):
         return "registered"
     if artifacts.is_tflite(reference):
         return "tflite"
+    if artifacts.is_onnx(reference):
+        return "onnx"
     if artifacts.is_saved_model(reference):  # before presets: both hold an eca_keras.json
         return "saved_model"
     if downloads.is_hub_handle(reference) or os.path.isfile(
@@ -130,10 +132,11 @@ def open_model(reference, weights="imagenet", input_size=None):
         return _open_keras_file(reference, input_size, reference, "keras")
     if kind == "preset":
         return _open_preset(reference, input_size)
-    if kind in ("tflite", "saved_model"):
+    if kind in ("tflite", "onnx") and not os.path.isfile(reference):
+        format_name = "TFLite" if kind == "tflite" else "ONNX"
+        raise FileNotFoundError(f"No such {format_name} file: {reference}")
+    if kind in ("tflite", "onnx", "saved_model"):
         return _open_artifact(reference, kind)
-    if reference.endswith(".tflite"):
-        raise FileNotFoundError(f"No such TFLite file: {reference}")
     if os.path.isdir(reference):
         raise ValueError(
             f"{reference} is neither a run directory of `eca-keras train` (no config.yaml) nor "
@@ -142,7 +145,7 @@ def open_model(reference, weights="imagenet", input_size=None):
     raise ValueError(
         f"Unknown model {reference!r}: not a registered model "
         f"({', '.join(registry.list_models())}), a .keras file, a run directory of "
-        "`eca-keras train`, an exported SavedModel directory or a .tflite file"
+        "`eca-keras train`, an exported SavedModel directory or a .tflite or .onnx file"
     )
 
 

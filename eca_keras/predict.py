@@ -17,8 +17,8 @@ def classify_images(model, paths, weights="imagenet", top=5):
 
     ``model`` is a registered model (ImageNet classes: the id is the WordNet id), a ``.keras``
     file or run directory of ``eca-keras train`` (its run's classes and evaluation transform),
-    or an exported SavedModel or ``.tflite`` (its labels file and recorded transform); for
-    those the id is the class index.
+    or an exported SavedModel, ``.tflite`` or ``.onnx`` (its labels file and recorded
+    transform); for those the id is the class index.
     """
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise ValueError(f"--top must be a positive integer; received {top!r}")

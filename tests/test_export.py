@@ -1,8 +1,10 @@
 """Export: SavedModel and TFLite in every quantization, each verified by the export itself and
 again here, independently (the Keras model fed by ``preprocess_input`` on pixels PIL prepared,
-bounds typed from the README); builtin ops only; int8 I/O; the README's export -> evaluate
-example at the default output path; the verification bounds, one wrong model rejected; outputs
-checked before any work and never replaced unless written by an export."""
+bounds typed from the README; TFLite also by MediaPipe's ImageClassifier, through the file's
+metadata); builtin ops only; int8 I/O; the README's export -> evaluate example at the default
+output path; the verification bounds, one wrong model rejected; outputs checked before any work
+and never replaced unless written by an export. ONNX and the other deployment checks:
+tests/test_deploy.py."""
 
 import json
 import os
@@ -94,6 +96,56 @@ def check_tflite_file(path, quantize, io_type="uint8", batch=1):
     return artifact
 
 
+# What the TFLite GPU delegate cannot run in each file (eca_keras.export.gpu): the CAST of the
+# uint8 input to float32, and dynamic range's int8-weight FULLY_CONNECTED (version 12).
+GPU_DELEGATE_GAPS = {
+    "none": {"CAST"},
+    "float16": {"CAST"},
+    "dynamic": {"CAST", "FULLY_CONNECTED"},
+    "int8": set(),
+}
+
+
+def mediapipe_classify(path, pixels, classes):
+    """MediaPipe Tasks' ImageClassifier on uint8 images at the model's size: every category's
+    score ``(N, classes)`` and the names it gave them."""
+    import mediapipe as mp
+    from mediapipe.tasks.python import vision
+    from mediapipe.tasks.python.core.base_options import BaseOptions
+
+    scores = np.full((len(pixels), classes), np.nan)
+    names = [[None] * classes for _ in pixels]
+    options = vision.ImageClassifierOptions(base_options=BaseOptions(model_asset_path=path))
+    with vision.ImageClassifier.create_from_options(options) as classifier:
+        for i, image in enumerate(pixels):
+            frame = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image))
+            for category in classifier.classify(frame).classifications[0].categories:
+                scores[i, category.index] = category.score
+                names[i][category.index] = category.category_name
+    return scores, names
+
+
+def mediapipe_metadata(path):
+    """The metadata as MediaPipe's MetadataDisplayer shows it: name, labels, normalisation, the
+    packed sidecar."""
+    from eca_keras.export import mediapipe_compat
+
+    mediapipe_compat.install()  # mediapipe 1.2.x lacks a module its metadata tools import
+    from mediapipe.tasks.python.metadata.metadata import MetadataDisplayer
+
+    displayer = MetadataDisplayer.with_model_file(path)
+    shown = json.loads(displayer.get_metadata_json())
+    image = shown["subgraph_metadata"][0]["input_tensor_metadata"][0]
+    return {
+        "name": shown["name"],
+        "author": shown["author"],
+        "license": shown["license"],
+        "labels": displayer.get_associated_file_buffer("labels.txt").decode().split("\n"),
+        "normalization": image["process_units"][0]["options"],
+        "eca_keras.json": displayer.get_associated_file_buffer("eca_keras.json"),
+    }
+
+
 def check_sidecars(path, class_names, quantize):
     with open(artifacts.labels_path(path)) as handle:
         assert handle.read().splitlines() == [str(name) for name in class_names]
@@ -115,7 +167,10 @@ def run_config(run):
 @pytest.mark.parametrize("quantize,batch", [("none", 1), ("float16", 1), ("dynamic", 4)])
 def test_tflite_from_a_training_run(digits_run, quantize, batch, tmp_path):
     output = str(tmp_path / f"digits_{quantize}.tflite")
-    result = eca_export.export(output, model_dir=digits_run, quantize=quantize, batch_size=batch)
+    card = {"author": "eca_keras tests", "license": "CC0-1.0"}
+    result = eca_export.export(
+        output, model_dir=digits_run, quantize=quantize, batch_size=batch, metadata=card
+    )
     assert result.path == output and os.path.getsize(output) == result.size_bytes
     artifact = check_tflite_file(output, quantize, batch=batch)
     metadata = check_sidecars(output, run_config(digits_run)["class_names"], quantize)
@@ -133,6 +188,22 @@ def test_tflite_from_a_training_run(digits_run, quantize, batch, tmp_path):
     pixels, labels = digits_validation()
     reference = keras_probabilities(model, pixels)
     assert_computes_like_keras(artifact(pixels), reference, quantize)
+
+    # As a phone app runs it: MediaPipe's ImageClassifier takes the labels and the normalisation
+    # from the file's metadata; its scores and category names agree with Keras as above.
+    class_names = [str(name) for name in run_config["class_names"]]
+    scores, names = mediapipe_classify(output, pixels, len(class_names))
+    verify.check(verify.measure(reference, scores), quantize)
+    assert names == [class_names] * len(pixels)  # every category, named as labelled
+    assert result.client_check["images"] == 200 and result.client_check["vs_keras"]
+    shown = mediapipe_metadata(output)
+    assert shown["name"] == "eca_mobilenet_v2 (digits)" and shown["labels"] == class_names
+    assert (shown["author"], shown["license"]) == (card["author"], card["license"])
+    assert shown["normalization"] == {"mean": [0.0], "std": [1.0]}  # raw uint8 pixels go in
+    assert json.loads(shown["eca_keras.json"])["eval"] == metadata["eval"]
+    # The GPU delegate's gaps are outside ECA: the uint8 input's cast, dynamic range's head.
+    gaps = {entry["op"] for entry in metadata["gpu_delegate"]["incompatible"]}
+    assert gaps == GPU_DELEGATE_GAPS[quantize] and result.gpu_delegate == metadata["gpu_delegate"]
 
     # evaluate scores the artifact as the Keras model: equal for float, within a point else.
     scored = evaluate_model(output, "digits")
@@ -419,8 +490,14 @@ RANDOM = {"model": "eca_mobilenet_v2", "weights": None}
 @pytest.mark.parametrize(
     "kwargs,error,message",
     [
-        ({**RANDOM, "format": "onnx"}, ValueError, "format must be one of"),
+        ({**RANDOM, "format": "coreml"}, ValueError, "format must be one of"),
         ({**RANDOM, "format": "saved_model", "quantize": "int8"}, ValueError, "applies to TFLite"),
+        ({**RANDOM, "format": "onnx", "quantize": "int8"}, ValueError, "applies to TFLite"),
+        (
+            {**RANDOM, "metadata": {"owner": "me"}},
+            ValueError,
+            r"Unknown metadata fields \['owner'\]",
+        ),
         ({**RANDOM, "quantize": "int4"}, ValueError, "quantize must be one of"),
         ({**RANDOM, "io_type": "float32"}, ValueError, "io_type must be one of"),
         ({**RANDOM, "batch_size": 0}, ValueError, "batch_size must be a positive integer"),

@@ -6,6 +6,13 @@ folder it did not write. The artifact is built in a temporary folder beside ``ou
 held-out images and compared with the Keras model (:mod:`eca_keras.export.verify`); only an
 artifact within its bounds is moved to ``output``, with its labels file and JSON sidecar. A failed
 export leaves whatever was at ``output`` untouched.
+
+A ``.tflite`` also gets metadata (:mod:`~eca_keras.export.metadata`), is run by MediaPipe's
+ImageClassifier (:mod:`~eca_keras.export.mediapipe_check`) and is read against the GPU
+delegate's rules (:mod:`~eca_keras.export.gpu`); an ``.onnx`` (:mod:`~eca_keras.export.onnx_export`)
+is verified in ONNX Runtime, also at batch 1. MediaPipe and the ONNX tools come with the extra
+``eca-keras[deploy]``: without MediaPipe a ``.tflite`` is still written, without metadata, and
+the export says that the client check was skipped.
 """
 
 import dataclasses
@@ -15,12 +22,13 @@ import tempfile
 
 import numpy as np
 
-from eca_keras import artifacts, models, runs
-from eca_keras.export import saved_model, tflite, verify
+from eca_keras import artifacts, extras, models, runs
+from eca_keras.export import gpu, saved_model, tflite, verify
 from eca_keras.files import write_atomically
 from eca_keras.preprocessing import eval_pixels
 
-FORMATS = ("saved_model", "tflite")
+FORMATS = ("saved_model", "tflite", "onnx")
+SUFFIXES = {"tflite": ".tflite", "onnx": ".onnx"}  # the file formats; a SavedModel is a folder
 DEFAULT_CALIBRATION_IMAGES = 500
 DEFAULT_VERIFICATION_IMAGES = 200
 MIN_VERIFICATION_IMAGES = 50  # fewer cannot show 98% top-1 agreement with any confidence
@@ -34,6 +42,7 @@ SAVED_MODEL_ENTRIES = {
     artifacts.LABELS_FILE,
     artifacts.METADATA_FILE,
 }
+AUTHOR = "eca_keras"
 
 
 @dataclasses.dataclass
@@ -45,8 +54,10 @@ class ExportResult:
     labels_path: str
     metadata_path: str
     verification: dict
-    operators: dict | None = None  # TFLite: op name -> count
+    operators: dict | None = None  # TFLite and ONNX: op name -> count
     report: str = ""
+    gpu_delegate: dict | None = None  # TFLite: gpu.gpu_report
+    client_check: dict | None = None  # TFLite: MediaPipe's figures, or {"skipped": why}
 
 
 def export(
@@ -65,10 +76,11 @@ def export(
     calibration_images=DEFAULT_CALIBRATION_IMAGES,
     verification_images=DEFAULT_VERIFICATION_IMAGES,
     overwrite=False,
+    metadata=None,
     log=print,
 ):
     """Exports a run (``model_dir``), a ``.keras`` file or a registered model (``model``,
-    ``weights``) as a SavedModel or a TFLite file, verifies it and returns an
+    ``weights``) as a SavedModel, a TFLite or an ONNX file, verifies it and returns an
     :class:`ExportResult`.
 
     ``representative_data`` (a dataset, as ``--dataset`` of training) supplies the calibration
@@ -76,9 +88,13 @@ def export(
     a run's own dataset is the default, then the embedded digits (not for int8, whose
     calibration must see the images the model will see). ``io_type`` is the int8 model's input
     and output type; ``batch_size`` the TFLite model's static batch. ``overwrite`` replaces an
-    earlier export at ``output``.
+    earlier export at ``output``. ``metadata`` overrides fields of the TFLite metadata
+    (``name``, ``description``, ``version``, ``author``, ``license``).
     """
     _check_arguments(format, quantize, io_type, batch_size, input_size, verification_images)
+    _check_card(metadata)
+    if format == "onnx":
+        extras.require(extras.ONNX_EXPORT, "Exporting to ONNX")
     import keras
 
     if keras.backend.backend() != "tensorflow":
@@ -115,10 +131,11 @@ def export(
 
     parent = os.path.dirname(os.path.abspath(output))
     os.makedirs(parent, exist_ok=True)
+    kind = quantize if format == "tflite" else format
     with tempfile.TemporaryDirectory(dir=parent, prefix=".export-") as work:
         staged = os.path.join(work, os.path.basename(output))
         log(
-            f"writing {format}{'' if format == 'saved_model' else f' ({quantize})'} of "
+            f"writing {format}{f' ({quantize})' if format == 'tflite' else ''} of "
             f"{source.name} at {source.input_size}x{source.input_size}"
         )
         operators = _write(
@@ -133,21 +150,51 @@ def export(
             staged,
             work,
         )
+        sidecar = _metadata(source, format, quantize, staged, operators)
+        gpu_delegate = client = None
+        if format == "tflite":
+            gpu_delegate = sidecar["gpu_delegate"] = _gpu_report(staged)
+            sidecar["tflite_metadata"] = _write_tflite_metadata(
+                staged, source, weights, sidecar, metadata, log
+            )
+        elif format == "onnx":
+            from eca_keras.export import onnx_export
+
+            onnx_export.add_metadata(staged, source.class_names, sidecar)
         artifact = artifacts.load_artifact(staged)
-        measured = verify.measure(reference, artifact(held_out))
-        kind = "saved_model" if format == "saved_model" else quantize
+        outputs = artifact(held_out)
+        measured = verify.measure(reference, outputs)
         report = verify.check(measured, kind)
+        if format == "onnx":  # the batch dimension is dynamic: one image alone, the same
+            verify.check(verify.measure(reference[:1], artifact(held_out[:1])), kind)
+            report += " (and at batch 1)"
         log(f"verified {report}")
-        metadata = _metadata(source, format, quantize, artifact, operators, measured, kind)
-        labels, sidecar = _put_in_place(staged, output, source.class_names, metadata, work)
+        if format == "tflite":
+            client = sidecar["client_check"] = _client_check(
+                staged, sidecar, held_out, outputs, reference, source.class_names, kind, log
+            )
+            log(gpu.summary(gpu_delegate))
+        sidecar["verification"] = {**measured, "bound": dataclasses.asdict(verify.BOUNDS[kind])}
+        labels, sidecar_path = _put_in_place(staged, output, source.class_names, sidecar, work)
     return ExportResult(
-        output, format, quantize, _size(output), labels, sidecar, measured, operators, report
+        output,
+        format,
+        quantize,
+        _size(output),
+        labels,
+        sidecar_path,
+        measured,
+        operators,
+        report,
+        gpu_delegate,
+        client,
     )
 
 
 def default_output(name, format, quantize, model_dir=None):
-    """``<run>/export/<name>[_<quantize>].tflite`` (or ``_saved_model``), or in ``./export``."""
-    suffix = "_saved_model" if format == "saved_model" else ".tflite"
+    """``<run>/export/<name>[_<quantize>].tflite`` (``.onnx``, ``_saved_model``), or in
+    ``./export``."""
+    suffix = SUFFIXES.get(format, "_saved_model")
     stem = name if quantize == "none" else f"{name}_{quantize}"
     return os.path.join(model_dir or ".", "export", os.path.basename(stem) + suffix)
 
@@ -155,13 +202,14 @@ def default_output(name, format, quantize, model_dir=None):
 def check_output(output, format, overwrite=False):
     """Refuses an output path that would lose data, before any work is done."""
     output = os.fspath(output)
-    if format == "tflite" and not output.endswith(".tflite"):
-        raise ValueError(f"A TFLite output must end in .tflite; received {output}")
+    suffix = SUFFIXES.get(format)
+    if suffix and not output.endswith(suffix):
+        raise ValueError(f"A {format} output must end in {suffix}; received {output}")
     if not os.path.lexists(output):
         return
-    if format == "tflite":
+    if suffix:
         if os.path.isdir(output):
-            raise ValueError(f"{output} is a folder; give a .tflite file path")
+            raise ValueError(f"{output} is a folder; give a {suffix} file path")
         if not overwrite:
             raise ValueError(f"{output} exists; pass --overwrite to replace it")
         return
@@ -192,8 +240,8 @@ def _check_arguments(format, quantize, io_type, batch_size, input_size, verifica
         raise ValueError(f"format must be one of {FORMATS}; received {format!r}")
     if quantize not in tflite.QUANTIZATIONS:
         raise ValueError(f"quantize must be one of {tflite.QUANTIZATIONS}; received {quantize!r}")
-    if format == "saved_model" and quantize != "none":
-        raise ValueError("Quantization applies to TFLite; a SavedModel is exported in float32")
+    if format != "tflite" and quantize != "none":
+        raise ValueError(f"Quantization applies to TFLite; {format} is exported in float32")
     if io_type not in tflite.INT8_IO_TYPES:
         raise ValueError(f"io_type must be one of {tflite.INT8_IO_TYPES}; received {io_type!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -206,6 +254,16 @@ def _check_arguments(format, quantize, io_type, batch_size, input_size, verifica
         raise ValueError(
             f"Verification needs at least {MIN_VERIFICATION_IMAGES} held-out images; "
             f"received {verification_images}"
+        )
+
+
+def _check_card(card):
+    from eca_keras.export.metadata import CARD_FIELDS
+
+    unknown = sorted(set(card or {}) - set(CARD_FIELDS))
+    if unknown:
+        raise ValueError(
+            f"Unknown metadata fields {unknown}; the TFLite metadata has {', '.join(CARD_FIELDS)}"
         )
 
 
@@ -250,6 +308,13 @@ def _write(
             network, probabilities, staged, config.input_size, mean=config.mean, std=config.std
         )
         return None
+    if format == "onnx":
+        from eca_keras.export import onnx_export
+
+        onnx_export.write_onnx(
+            network, staged, config.input_size, probabilities, config.mean, config.std
+        )
+        return onnx_export.describe(staged)["operators"]
     return tflite.write_tflite(
         network,
         staged,
@@ -264,29 +329,128 @@ def _write(
     )
 
 
-def _metadata(source, format, quantize, artifact, operators, measured, kind):
+def _metadata(source, format, quantize, staged, operators):
+    """The sidecar as far as it is known before verification (TFLite and ONNX files carry it
+    inside too)."""
     from eca_keras import __version__
 
-    config = source.eval_config
-    quantization = getattr(artifact, "input_quantization", (0.0, 0))
-    return {
+    input_dtype, quantization = "uint8", None
+    if format == "tflite":
+        artifact = artifacts.load_artifact(staged)
+        input_dtype = np.dtype(artifact.input_dtype).name
+        scale, zero_point = artifact.input_quantization
+        quantization = [scale, zero_point] if scale else None
+    metadata = {
         "model": source.name,
         "format": format,
         "quantize": quantize,
         "classes": len(source.class_names),
         "input": {
             "name": "images",
-            "dtype": np.dtype(artifact.input_dtype).name,
-            "size": config.input_size,
-            "quantization": list(quantization) if quantization[0] else None,
+            "dtype": input_dtype,
+            "size": source.eval_config.input_size,
+            "quantization": quantization,
             "pixels": "RGB in [0, 255], resized and center-cropped as eval describes",
         },
         "output": {"name": "probabilities"},
-        "eval": config.to_dict(),
+        "eval": source.eval_config.to_dict(),
         "operators": operators,
-        "verification": {**measured, "bound": dataclasses.asdict(verify.BOUNDS[kind])},
         "eca_keras_version": __version__,
     }
+    if format == "onnx":
+        from eca_keras.export import onnx_export
+
+        described = onnx_export.describe(staged)
+        metadata["onnx"] = {key: described[key] for key in ("opset", "producer")}
+        metadata["input"]["shape"] = described["inputs"][0]["shape"]
+    return metadata
+
+
+def _gpu_report(path):
+    with open(path, "rb") as handle:
+        return gpu.gpu_report(handle.read())
+
+
+def model_card(source, weights, quantize, overrides=None):
+    """The TFLite metadata's name, description, version, author and license: ``overrides``
+    over defaults (a registered model's ImageNet weights bring their license)."""
+    from eca_keras import __version__
+    from eca_keras.applications import registry
+
+    dataset = source.run_config.get("dataset")
+    name = f"{source.name} ({dataset})" if dataset else source.name
+    entry = None
+    if source.kind == "registered" and isinstance(weights, str):
+        info = registry.model_info(source.name)
+        if weights == "imagenet":
+            entry = info.default_weights
+        else:
+            entry = next((e for e in info.weights if weights in (e.tag, e.name)), None)
+    size = source.eval_config.input_size
+    card = {
+        "name": name,
+        "description": (
+            f"{name}: an image classifier of {len(source.class_names)} classes (ECA-Net, "
+            f"Efficient Channel Attention), exported by eca_keras {__version__} as TFLite "
+            f"({quantize}). Input: RGB pixels {size}x{size}, normalised inside the model; "
+            "output: class probabilities."
+        ),
+        "version": "1",
+        "author": AUTHOR,
+        "license": entry.license if entry and entry.license else "unspecified",
+    }
+    return {**card, **(overrides or {})}
+
+
+def _write_tflite_metadata(staged, source, weights, sidecar, overrides, log):
+    """Rewrites the staged ``.tflite`` with metadata; returns what the sidecar records."""
+    missing = extras.missing(extras.MEDIAPIPE)
+    if missing:
+        return {"written": False, "reason": f"{missing[0]} is not installed"}
+    from eca_keras.export import metadata
+
+    card = model_card(source, weights, sidecar["quantize"], overrides)
+    with open(staged, "rb") as handle:
+        flatbuffer = handle.read()
+    packed = {key: sidecar[key] for key in metadata.PACKED_SIDECAR_KEYS}
+    with open(staged, "wb") as handle:
+        handle.write(metadata.write_tflite_metadata(flatbuffer, source.class_names, packed, card))
+    mean, std = metadata.NORMALIZATION[sidecar["input"]["dtype"]]
+    log(
+        f"metadata: {card['name']!r}, {len(source.class_names)} labels, normalisation mean "
+        f"{mean} std {std} ({sidecar['input']['dtype']} input), the evaluation transform, "
+        f"license {card['license']!r}"
+    )
+    return {"written": True, **card, "normalization": {"mean": mean, "std": std}}
+
+
+def _client_check(staged, sidecar, held_out, litert, reference, labels, kind, log):
+    """MediaPipe's ImageClassifier on the staged file, or why it was skipped."""
+    reason = None
+    if not sidecar["tflite_metadata"]["written"]:
+        reason = (
+            "MediaPipe is not installed: the .tflite has no metadata and the client check "
+            f"(MediaPipe's ImageClassifier) was skipped; {extras.install_hint()}"
+        )
+    elif sidecar["input"]["dtype"] not in ("uint8", "float32"):
+        reason = "MediaPipe takes uint8 or float32 inputs only (export with --io-type uint8)"
+    elif artifacts.load_artifact(staged).batch_size != 1:
+        reason = "MediaPipe runs batch-1 files only (export with --batch-size 1)"
+    if reason:
+        log(f"note: {reason}")
+        return {"skipped": reason}
+    from eca_keras.export import mediapipe_check
+
+    figures = mediapipe_check.check(
+        staged, held_out, litert, reference, labels, kind, sidecar["input"]["dtype"]
+    )
+    log(
+        "MediaPipe's ImageClassifier agrees: scores within "
+        f"{figures['max_abs_difference_vs_litert']:.1e} of LiteRT's, every category named as "
+        f"labelled, top-1 agreement with Keras {100 * figures['vs_keras']['top1_agreement']:.2f}%"
+        f" on {figures['images']} images"
+    )
+    return {"runtime": "MediaPipe Tasks ImageClassifier", **figures}
 
 
 def _put_in_place(staged, output, class_names, metadata, work):

@@ -10,8 +10,12 @@ convolution is written as ``k`` shifted multiply-adds, which XLA fuses with the 
 small kernel, instead of a convolution op, which XLA runs as a separate library call (and, in
 training, two more for its gradients). Elsewhere (TensorFlow graphs, TFLite) the single
 convolution op is the cheaper form. Both compute the same function.
+
+For export to ONNX, :func:`export_lowering` traces a third form of the same function (see there).
 """
 
+import contextlib
+import contextvars
 import math
 
 import keras
@@ -19,6 +23,21 @@ from keras import ops
 
 _PADDINGS = ("zeros", "circular")
 DATA_FORMATS = ("channels_last", "channels_first")
+_EXPORT_LOWERING = contextvars.ContextVar("eca_export_lowering", default=False)
+
+
+@contextlib.contextmanager
+def export_lowering():
+    """ECA layers traced inside this block keep the gate at the input's rank (pooling with
+    ``keepdims``) and write the channel convolution as ``k`` shifted multiply-adds, so that the
+    gate meets the input in one broadcast multiply with no reshape or convolution on the way.
+    Same function, same weights. ONNX converters then keep the whole network channels-last;
+    through the usual form tf2onnx wraps every ECA multiply in two full-size transposes."""
+    token = _EXPORT_LOWERING.set(True)
+    try:
+        yield
+    finally:
+        _EXPORT_LOWERING.reset(token)
 
 
 def eca_kernel_size(channels, gamma=2, b=1, min_size=1):
@@ -210,7 +229,33 @@ class ECA(keras.layers.Layer):
             attention = attention + pooled[:, j : j + self.channels] * kernel[j]
         return attention
 
+    def _gate_at_input_rank(self, inputs):
+        """The gates shaped to broadcast over ``inputs`` (size-1 spatial axes), computed as in
+        :func:`export_lowering`."""
+        if not self.built:
+            self.build(inputs.shape)
+        rank = len(inputs.shape)
+        axis = rank - 1 if self.data_format == "channels_last" else 1
+        spatial_axes = tuple(i for i in range(1, rank) if i != axis)
+        pooled = ops.cast(ops.mean(inputs, axis=spatial_axes, keepdims=True), "float32")
+        half = (self.kernel_size_ - 1) // 2
+        if self.padding == "circular":
+            pooled = ops.take(pooled, self._circular_index, axis=axis)
+        elif half:
+            pooled = ops.pad(pooled, [[half, half] if i == axis else [0, 0] for i in range(rank)])
+        kernel = ops.cast(self.kernel, "float32")  # (k, 1, 1)
+        attention = None
+        for j in range(self.kernel_size_):
+            window = tuple(
+                slice(j, j + self.channels) if i == axis else slice(None) for i in range(rank)
+            )
+            term = pooled[window] * kernel[j, 0, 0]
+            attention = term if attention is None else attention + term
+        return ops.sigmoid(attention)
+
     def call(self, inputs, descriptor=None, training=None):
+        if _EXPORT_LOWERING.get():
+            return inputs * ops.cast(self._gate_at_input_rank(inputs), inputs.dtype)
         if descriptor is not None and (training or not compiled_by_xla()):
             descriptor = None
         gates = ops.cast(self.channel_weights(inputs, descriptor), inputs.dtype)
