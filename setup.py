@@ -30,7 +30,18 @@ setup(
     ],
     extras_require={
         "benchmark": ["torch>=2.1", "matplotlib>=3.5"],
-        "test": ["pytest>=7", "pytest-xdist>=3", "ruff>=0.5", "jax[cpu]>=0.4.30", "torch>=2.1"],
+        # eca-keras train/evaluate/predict --task detection|segmentation (eca_keras.tasks)
+        "detection": ["keras-hub>=0.32", "pycocotools>=2.0.7", "pillow>=9"],
+        "test": [
+            "pytest>=7",
+            "pytest-xdist>=3",
+            "ruff>=0.5",
+            "jax[cpu]>=0.4.30",
+            "torch>=2.1",
+            "timm>=1.0",
+            "keras-hub>=0.32",
+            "pycocotools>=2.0.7",
+        ],
     },
     entry_points={"console_scripts": ["eca-keras=eca_keras.cli:main"]},
     classifiers=[
