@@ -21,7 +21,7 @@ COMMON = {
     "validation": None,  # a COCO file to validate on (default: 20% of the dataset's images)
     "validation_images": None,
     "image_size": 96,  # square input; a multiple of 32
-    "epochs": 8,
+    "epochs": 5,
     "batch_size": 16,
     "learning_rate": 1e-3,  # AdamW, linear warmup then cosine decay to 0
     "warmup_epochs": 0.5,
