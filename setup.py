@@ -7,6 +7,7 @@ from setuptools import find_packages, setup
 
 HERE = pathlib.Path(__file__).parent
 HUB = ["keras-hub>=0.21", "kagglehub>=0.3"]  # keras-hub presets, Kaggle handles
+DETECTION = ["keras-hub>=0.32", "pycocotools>=2.0.7", "pillow>=9"]
 # TFLite metadata and the MediaPipe client check; ONNX export and runtime (eca_keras.extras).
 DEPLOY = ["mediapipe>=0.10.14", "tf2onnx>=1.16", "onnx>=1.16", "onnxruntime>=1.18"]
 VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "eca_keras/__init__.py").read_text())[1]
@@ -36,6 +37,8 @@ setup(
         "hub": HUB,
         "benchmark": ["torch>=2.1", "matplotlib>=3.5", *DEPLOY],
         "deploy": DEPLOY,
+        # eca-keras train/evaluate/predict --task detection|segmentation (eca_keras.tasks)
+        "detection": DETECTION,
         "test": [
             "pytest>=7",
             "pytest-xdist>=3",
@@ -44,6 +47,7 @@ setup(
             "torch>=2.1",
             "timm>=1.0.15",  # the reference of timm's models
             *HUB,
+            "pycocotools>=2.0.7",
             *DEPLOY,
         ],
     },

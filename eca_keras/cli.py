@@ -90,7 +90,9 @@ def cmd_models(args):
 
 
 def cmd_predict(args):
-    """Classifies images and prints the top classes."""
+    """Classifies images and prints the top classes (or draws detections / masks)."""
+    if args.task != "classification":
+        return _predict_task(args)
     from eca_keras.predict import classify_images
 
     images = args.images or [str(resources.files("eca_keras").joinpath("data", BUNDLED_IMAGE))]
@@ -105,6 +107,21 @@ def cmd_predict(args):
         print(path)
         for rank, (class_id, label, score) in enumerate(predictions, start=1):
             print(f"  {rank}. {label:<30} {class_id}  {score:.4f}")
+    return 0
+
+
+def _predict_task(args):
+    from eca_keras.tasks.predict import predict_task
+
+    if not args.images:
+        raise ValueError(f"predict --task {args.task} needs image files")
+    results = predict_task(
+        args.task, args.model, args.images, output_dir=args.output, threshold=args.threshold
+    )
+    for path, found in results:
+        print(path)
+        for item in found:
+            print("  " + "  ".join(str(value) for value in item))
     return 0
 
 
@@ -133,6 +150,8 @@ def cmd_evaluate(args):
     """Top-1 / top-5 of a model on a dataset."""
     import json
 
+    if args.task != "classification":
+        return _evaluate_task(args, json)
     from eca_keras.evaluate import evaluate_model
 
     # With --json, stdout carries only the JSON object; the progress bar goes to stderr.
@@ -157,6 +176,28 @@ def cmd_evaluate(args):
     return 0
 
 
+def _evaluate_task(args, json):
+    from eca_keras.tasks.evaluate import evaluate_task
+
+    with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):
+        result = evaluate_task(
+            args.task, args.model, args.dataset, images=args.images, batch_size=args.batch_size
+        )
+    if args.json:
+        print(json.dumps(result))
+    elif args.task == "detection":
+        print(
+            f"{args.model}: mAP {result['map']:.4f}  mAP@0.5 {result['map50']:.4f}  "
+            f"mAP@0.75 {result['map75']:.4f} (COCOeval) on {result['n']} images"
+        )
+    else:
+        print(
+            f"{args.model}: mean IoU {result['mean_iou']:.4f}  pixel accuracy "
+            f"{result['pixel_accuracy']:.4f} on {result['n']} images"
+        )
+    return 0
+
+
 TRAIN_FLAGS = (
     "model",
     "dataset",
@@ -177,6 +218,8 @@ TRAIN_FLAGS = (
 
 def cmd_train(args):
     """Trains or fine-tunes with model.fit; re-running the same command resumes."""
+    if args.task != "classification":
+        return _train_task(args)
     from eca_keras.training import recipes
 
     config = recipes.load_recipe(args.recipe)
@@ -205,6 +248,43 @@ def cmd_train(args):
             f"done: {summary['epochs_run']} epochs this run, best val_accuracy {best:.4f}; "
             f"run files in {summary['model_dir']}"
         )
+    return 0
+
+
+TASK_FLAGS = (
+    "model",
+    "dataset",
+    "images",
+    "validation_images",
+    "model_dir",
+    "epochs",
+    "batch_size",
+    "image_size",
+    "learning_rate",
+    "freeze_backbone",
+)
+CLASSIFICATION_ONLY = ("strategy", "tpu", "precision", "jit_compile", "label_smoothing")
+
+
+def _train_task(args):
+    from eca_keras.tasks.train import train
+
+    used = [f"--{key.replace('_', '-')}" for key in CLASSIFICATION_ONLY if getattr(args, key)]
+    if args.recipe != "digits" or args.logical_cpus:
+        used.append("--recipe" if args.recipe != "digits" else "--logical-cpus")
+    if used:
+        raise ValueError(f"{', '.join(used)} apply to classification only, not --task {args.task}")
+    values = {key: getattr(args, key) for key in TASK_FLAGS}
+    values["validation"] = args.validation_dataset
+    if args.weights is not None:
+        values["weights"] = _weights_argument(args.weights)
+    summary = train(args.task, values, args.set, verbose=1 if sys.stdout.isatty() else 2)
+    best = summary["best"]
+    print(
+        f"done: {summary['epochs_run']} epochs this run"
+        + (f", best {summary['monitor']} {best:.4f}" if best is not None else "")
+        + f"; run files in {summary['model_dir']}"
+    )
     return 0
 
 
@@ -284,6 +364,7 @@ def build_parser():
     )
     from eca_keras.export.tflite import INT8_IO_TYPES, QUANTIZATIONS
     from eca_keras.export.verify import describe_bounds
+    from eca_keras.tasks.settings import TASKS
     from eca_keras.training.cluster import STRATEGIES
     from eca_keras.training.recipes import PRECISIONS, default_recipe, recipe_names
 
@@ -312,6 +393,14 @@ def build_parser():
         "none (random)",
     )
     p.add_argument("--top", type=_positive_int, default=5, help="how many classes to print")
+    _task_argument(p, TASKS)
+    p.add_argument("--output", default=".", help="detection/segmentation: folder of the pictures")
+    p.add_argument(
+        "--threshold",
+        type=_non_negative_float,
+        default=0.3,
+        help="detection: the lowest score drawn",
+    )
     p.set_defaults(func=cmd_predict)
 
     recipe = default_recipe()
@@ -365,6 +454,12 @@ def build_parser():
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override any recipe key"
     )
+    _task_argument(p, TASKS)
+    p.add_argument("--images", help="detection/segmentation: the COCO file's image folder")
+    p.add_argument(
+        "--validation-dataset", help="detection/segmentation: a COCO file to validate on"
+    )
+    p.add_argument("--validation-images", help="the validation file's image folder")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="top-1/top-5 of a model on a dataset")
@@ -397,6 +492,8 @@ def build_parser():
         "counts and names them) instead of stopping at the first",
     )
     p.add_argument("--json", action="store_true", help="print a JSON object (top1, top5, n)")
+    _task_argument(p, TASKS)
+    p.add_argument("--images", help="detection/segmentation: the COCO file's image folder")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(
@@ -550,6 +647,16 @@ def build_parser():
     )
     p.set_defaults(func=cmd_demo)
     return parser
+
+
+def _task_argument(parser, tasks):
+    parser.add_argument(
+        "--task",
+        choices=("classification", *tasks),
+        default="classification",
+        help="detection (RetinaNet) and segmentation (DeepLabV3) on an ECA backbone; their "
+        "--dataset is digits (embedded scenes) or a COCO instances JSON",
+    )
 
 
 def _import_tensorflow_quietly():

@@ -38,6 +38,7 @@ LOCK_FILE = ".lock"
 MONITOR = "val_accuracy"
 # What a re-run in the same directory must share with the run already there.
 IDENTITY_KEYS = ("model", "weights", "dataset", "image_size", "attention", "freeze_backbone")
+DEFAULT_TASK = "classification"  # a config without "task" (every run before detection)
 
 
 class RunDirectoryError(ValueError):
@@ -86,6 +87,12 @@ def check_same_run(run_dir, config):
     existing = read_config(run_dir)
     if not existing:
         return
+    tasks = existing.get("task", DEFAULT_TASK), config.get("task", DEFAULT_TASK)
+    if tasks[0] != tasks[1]:
+        raise RunDirectoryError(
+            f"{run_dir} holds a {tasks[0]} run, not {tasks[1]}. Use another --model-dir, or "
+            "remove that directory to start over."
+        )
     different = [
         f"{key}: {existing.get(key)!r} there, {config.get(key)!r} now"
         for key in IDENTITY_KEYS
@@ -229,8 +236,9 @@ def locked(run_dir):
 # --------------------------------------------------------------------------- callbacks
 
 
-def callbacks(run_dir, chief=True):
-    """The Keras callbacks that write (chief) or only read (other workers) a run directory.
+def callbacks(run_dir, chief=True, monitor=MONITOR):
+    """The Keras callbacks that write (chief) or only read (other workers) a run directory;
+    ``best.keras`` is the model of the highest ``monitor`` (a log key, higher is better).
 
     Order matters: the history row of an epoch is written before the backup that marks the
     epoch done, so a kill between the two makes the resumed run repeat the epoch and replace
@@ -246,7 +254,7 @@ def callbacks(run_dir, chief=True):
         _history_class()(os.path.join(run_dir, HISTORY_FILE)),
         keras.callbacks.TensorBoard(os.path.join(run_dir, LOGS_DIR)),
         _checkpoint_class()(
-            os.path.join(run_dir, BEST_MODEL), monitor=MONITOR, best=best_so_far(run_dir)
+            os.path.join(run_dir, BEST_MODEL), monitor=monitor, best=best_so_far(run_dir, monitor)
         ),
         _checkpoint_class()(os.path.join(run_dir, LAST_MODEL)),
         _backup_class()(backup),

@@ -33,6 +33,7 @@ LAYERS = [
         "eca_keras.export",
         "eca_keras.benchmark",
         "eca_keras.hub",
+        "eca_keras.tasks",
     ),
     ("eca_keras.cli",),
 ]
