@@ -10,21 +10,26 @@ size (67 px) exercises the symmetric padding and the ceil-mode pooling at every 
 
 import numpy as np
 import pytest
+from torch_or_skip import import_torch
 
-torch = pytest.importorskip("torch")
-features = pytest.importorskip("eca_keras.applications.features")
+torch = import_torch()
 
+from eca_keras.applications import features, list_models, model_info  # noqa: E402
 from eca_keras.applications.weights import convert_checkpoint  # noqa: E402
-from eca_keras.testing import checkpoints  # noqa: E402
-from eca_keras.testing import torch_reference as ref  # noqa: E402
+from eca_keras.testing import references  # noqa: E402
 
 SIZE = 67
 LEVELS = ("P1", "P2", "P3", "P4", "P5")
-OFFICIAL_DEPTHS = {"eca_resnet18": 18, "eca_resnet34": 34, "eca_resnet50": 50,
-                   "eca_resnet101": 101, "eca_resnet152": 152}  # fmt: skip
-TIMM = ["ecaresnet26t", "ecaresnet50d", "ecaresnet50t", "ecaresnetlight", "ecaresnet101d",
-        "ecaresnet269d"]  # fmt: skip
 MOBILENET_V2_LEVELS = (1, 3, 6, 13, 17)  # features.N whose output is P1..P5 (torchvision's N)
+MODELS = [
+    pytest.param(name, marks=pytest.mark.slow)
+    if name in ("eca_nfnet_l2", "ecaresnet269d")
+    else name
+    for name in list_models()
+    if references.has_reference(name)
+]
+# The hybrids run at 256 only (bottleneck attention's embeddings; halo blocks need 8 | H/32).
+FIXED_SIZE = {"eca_botnext26ts_256": 256, "eca_halonext26ts": 256}
 
 
 def official_resnet_levels(model, x):
@@ -46,15 +51,10 @@ def mobilenet_v2_levels(model, x):
 
 
 def pytorch_levels(name, torch_model, x):
-    """The five stage outputs, NHWC: timm's features_only for timm's models (loaded with the
-    reference model's state dict), the reference's own stages for the official ones."""
-    if name in TIMM:
-        import timm
-
-        timm_model = timm.create_model(name, features_only=True, out_indices=(0, 1, 2, 3, 4))
-        missing, unexpected = timm_model.load_state_dict(torch_model.state_dict(), strict=False)
-        assert not missing and set(unexpected) == {"fc.weight", "fc.bias"}
-        outputs = timm_model.eval()(x)
+    """The five stage outputs, NHWC: timm's ``forward_intermediates`` (what its ``features_only``
+    returns) for timm's models, the reference's own stages for the official ones."""
+    if model_info(name).reference == "timm":  # timm's own intermediates (its features_only)
+        outputs = torch_model.eval().forward_intermediates(x, indices=5, intermediates_only=True)
     elif name == "eca_mobilenet_v2":
         outputs = mobilenet_v2_levels(torch_model, x)
     else:
@@ -62,32 +62,21 @@ def pytorch_levels(name, torch_model, x):
     return [output.numpy().transpose(0, 2, 3, 1) for output in outputs]
 
 
-def reference_model(name):
-    if name in OFFICIAL_DEPTHS:
-        return ref.official_resnet(OFFICIAL_DEPTHS[name])
-    if name == "eca_mobilenet_v2":
-        return ref.official_mobilenet_v2()
-    return ref.timm_ecaresnet(name)
-
-
-@pytest.mark.parametrize("name", [*OFFICIAL_DEPTHS, "eca_mobilenet_v2", *TIMM])
+@pytest.mark.parametrize("name", MODELS)
 def test_pyramid_matches_pytorch(name, tmp_path):
     torch.manual_seed(0)
-    torch_model = ref.randomize_(reference_model(name), seed=1)
-    if name in TIMM:
-        checkpoint = tmp_path / f"{name}.safetensors"
-        checkpoints.save_timm_safetensors(torch_model, checkpoint)
-    else:
-        checkpoint = tmp_path / f"{name}.pth.tar"
-        checkpoints.save_release_checkpoint(torch_model, checkpoint, arch=name)
+    torch_model = references.randomize(references.reference_model(name), seed=1)
+    suffix = ".pth.tar" if model_info(name).reference == "official" else ".safetensors"
+    checkpoint = references.save_checkpoint(name, torch_model, tmp_path / f"{name}{suffix}")
     converted = tmp_path / f"{name}.weights.h5"
     convert_checkpoint(name, checkpoint, converted)
 
-    images = np.random.default_rng(2).normal(size=(2, SIZE, SIZE, 3)).astype("float32")
+    size = FIXED_SIZE.get(name, SIZE)
+    images = np.random.default_rng(2).normal(size=(2, size, size, 3)).astype("float32")
     with torch.no_grad():
         expected = pytorch_levels(name, torch_model, torch.from_numpy(images.transpose(0, 3, 1, 2)))
     pyramid = features.feature_pyramid(
-        name, weights=str(converted), levels=LEVELS, input_shape=(SIZE, SIZE, 3)
+        name, weights=str(converted), levels=LEVELS, input_shape=(size, size, 3)
     )
     got = pyramid(images)
     assert sorted(got) == list(LEVELS)
