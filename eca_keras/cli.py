@@ -349,6 +349,7 @@ def cmd_benchmark(args):
 def cmd_demo(args):
     """The embedded-default job: build ECA-MobileNetV2, classify the bundled image, no download."""
     args.model, args.weights, args.images, args.top = "eca_mobilenet_v2", None, [], 5
+    args.task = "classification"
     return cmd_predict(args)
 
 
