@@ -91,7 +91,7 @@ def _fetch(url, partial, timeout, progress):
     try:
         response = urllib.request.urlopen(request, timeout=timeout)
     except TimeoutError:
-        raise OSError(f"no answer within {timeout:.0f} s") from None
+        raise OSError(f"no answer within {timeout:g} s") from None
     with response:
         total = int(response.headers.get("Content-Length") or 0) or None
         bar = _progress_bar(os.path.basename(partial).split(".partial-")[0][1:], total, progress)
@@ -102,7 +102,7 @@ def _fetch(url, partial, timeout, progress):
                     try:
                         chunk = response.read(_CHUNK)
                     except TimeoutError:
-                        raise OSError(f"no data for {timeout:.0f} s") from None
+                        raise OSError(f"no data for {timeout:g} s") from None
                     if not chunk:
                         break
                     if first and (
