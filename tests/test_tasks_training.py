@@ -29,9 +29,11 @@ RUNS = {
     "detection": ["--epochs", "2", "--set", "steps_per_epoch=60"],
     "segmentation": ["--epochs", "3", "--set", "steps_per_epoch=60"],
 }
-# Measured (see README "Detection and segmentation"): mAP@0.5 0.00 untrained; trained runs below.
-MIN_TRAINED = {"detection": 0.10, "segmentation": 0.30}
-MIN_GAIN = {"detection": 0.08, "segmentation": 0.15}
+# Measured with these runs: mAP@0.5 0.34 (untrained 0.00003), mean IoU 0.30 (untrained 0.001);
+# the full default runs reach 0.97 and 0.82 (README "Detection and segmentation"). The bounds
+# leave room for a run that learns half as fast.
+MIN_TRAINED = {"detection": 0.10, "segmentation": 0.15}
+MIN_GAIN = {"detection": 0.08, "segmentation": 0.12}
 METRIC = {"detection": "map50", "segmentation": "mean_iou"}
 
 

@@ -10,6 +10,7 @@ files and as keras-hub presets (``save_to_preset``, ``from_preset``).
 
 import math
 import os
+import warnings
 
 import keras
 import keras_hub
@@ -212,7 +213,9 @@ def open_task_model(reference, task):
             f"`eca-keras train --task {task}`, its best.keras, or a keras-hub preset folder"
         )
     try:
-        model = keras.saving.load_model(path)
+        with warnings.catch_warnings():  # keras-hub tasks compile themselves with a fresh Adam
+            warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
+            model = keras.saving.load_model(path, compile=False)  # inference: no optimizer
     except Exception as error:  # zip, HDF5 and deserialisation errors alike
         raise ValueError(f"{path}: not a loadable Keras model ({type(error).__name__})") from None
     if not isinstance(model, expected):

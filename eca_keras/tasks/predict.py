@@ -39,7 +39,7 @@ def predict_task(task, model, paths, output_dir=".", threshold=0.3, batch_size=1
             boxes, labels, scores = (result[key][keep] for key in ("boxes", "labels", "scores"))
             picture = drawing.draw_detections(image, boxes, labels, scores, names)
             summary = [
-                (names[int(label)], float(score), [round(float(v), 1) for v in box])
+                (names[int(label)], round(float(score), 3), [round(float(v), 1) for v in box])
                 for box, label, score in zip(boxes, labels, scores, strict=True)
             ]
         else:
