@@ -86,7 +86,9 @@ def step(model, mode, images, targets, xla):
     model.preprocessor = None  # the batch is already normalised
     model.compile(optimizer=keras.optimizers.AdamW(1e-4))
     model.optimizer.build(model.trainable_variables)
-    return lambda: model.train_on_batch(images, targets)
+    # keras-hub's PipelineModel.train_on_batch turns the targets into one tensor (it cannot take
+    # the boxes/labels dict); Keras' own takes it as fit does.
+    return lambda: keras.Model.train_on_batch(model, images, targets)
 
 
 def measure(sizes, batch_sizes, rounds, min_round_seconds):
