@@ -191,11 +191,14 @@ def test_tflite_from_a_training_run(digits_run, quantize, batch, tmp_path):
 
     # As a phone app runs it: MediaPipe's ImageClassifier takes the labels and the normalisation
     # from the file's metadata; its scores and category names agree with Keras as above.
-    class_names = [str(name) for name in run_config["class_names"]]
-    scores, names = mediapipe_classify(output, pixels, len(class_names))
-    verify.check(verify.measure(reference, scores), quantize)
-    assert names == [class_names] * len(pixels)  # every category, named as labelled
-    assert result.client_check["images"] == 200 and result.client_check["vs_keras"]
+    class_names = [str(name) for name in run_config(digits_run)["class_names"]]
+    if batch == 1:
+        scores, names = mediapipe_classify(output, pixels, len(class_names))
+        verify.check(verify.measure(reference, scores), quantize)
+        assert names == [class_names] * len(pixels)  # every category, named as labelled
+        assert result.client_check["images"] == 200 and result.client_check["vs_keras"]
+    else:  # MediaPipe runs batch-1 files only: the export says so instead of failing
+        assert "batch-1 files only" in result.client_check["skipped"]
     shown = mediapipe_metadata(output)
     assert shown["name"] == "eca_mobilenet_v2 (digits)" and shown["labels"] == class_names
     assert (shown["author"], shown["license"]) == (card["author"], card["license"])

@@ -201,10 +201,12 @@ def test_interrupted_then_killed_mid_checkpoint_then_resumed(tmp_path):
     run = str(tmp_path / "run")
     args = ["train", "--model-dir", run, "--epochs", "6", *QUICK]
 
-    # 1. Ctrl-C after two epochs: one line, exit 130.
+    # 1. Ctrl-C after two epochs: one line, exit 130. (A suite started in the background by a
+    # shell inherits SIGINT ignored, and so would the run: give it the default, as a terminal does.)
     interrupted = subprocess.Popen(
         [sys.executable, "-m", "eca_keras.cli", *args], cwd=ROOT, env=environment(),
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     deadline = time.monotonic() + 900  # a generous bound on a hang, not a timing
     while interrupted.poll() is None and len(runs.read_history(run)) < 2:
