@@ -78,6 +78,11 @@ def test_published_preset_reloads_in_a_fresh_process_and_matches_pytorch(name, t
     card = (preset / "README.md").read_text()
     assert sha256_of(checkpoint) in card and f"{result.parity:.1e}" in card
     assert f"`{name}`" in card
+    if name == "eca_resnet18":  # what publish wrote, it may replace (and only with --overwrite)
+        with pytest.raises(ValueError, match="--overwrite"):
+            publish(name, str(checkpoint), str(preset), log=lambda line: None)
+        publish(name, str(checkpoint), str(preset), overwrite=True, log=lambda line: None)
+        assert set(downloads.read_manifest(preset)) == set(manifest)  # replaced, not added to
 
     pixels = np.random.default_rng(3).integers(0, 256, (2, 290, 250, 3)).astype("uint8")
     np.save(tmp_path / "pixels.npy", pixels)
@@ -113,6 +118,23 @@ def test_publish_refuses_to_replace_what_it_did_not_write(tmp_path):
     assert (folder / "notes.txt").read_text() == "keep me"
     with pytest.raises(ValueError, match="hf://org/name"):
         publish("eca_mobilenet_v2", "imagenet", str(tmp_path / "x"), upload="s3://bucket")
+
+    # An export's SavedModel also carries an eca_keras.json; a preset with a file of the user's
+    # added is not publish's alone: neither is replaced.
+    exported = tmp_path / "saved_model"
+    exported.mkdir()
+    for name in ("eca_keras.json", "saved_model.pb"):
+        (exported / name).write_text("{}")
+    extended = tmp_path / "extended"
+    extended.mkdir()
+    (extended / "eca_keras.json").write_text("{}")
+    downloads.write_manifest(extended)
+    (extended / "notes.txt").write_text("keep me")
+    for kept in (exported, extended):
+        before = sorted(os.listdir(kept))
+        with pytest.raises(ValueError, match="refusing to replace"):
+            publish("eca_mobilenet_v2", "imagenet", str(kept), overwrite=True)
+        assert sorted(os.listdir(kept)) == before
 
 
 # --------------------------------------------------------------------------- the image converter

@@ -98,10 +98,26 @@ def _check_output(output, overwrite):
         return
     if not overwrite:
         raise ValueError(f"{output} exists and is not empty; pass --overwrite to replace it")
-    if not os.path.isfile(os.path.join(output, registered_weights.PRESET_INFO)):
+    if not _written_by_publish(output):
         raise ValueError(
-            f"{output} is not a preset written by eca-keras publish; refusing to replace it"
+            f"{output} is not a preset written by eca-keras publish (or holds other files too); "
+            "refusing to replace it"
         )
+
+
+def _written_by_publish(folder):
+    """Whether ``folder`` holds exactly what publish writes: the files its ``SHA256SUMS`` lists
+    (``eca_keras.json`` among them) and that manifest, nothing else. (An export's SavedModel also
+    has an ``eca_keras.json``; a preset with a user's file added is not publish's alone.)"""
+    if not os.path.isfile(os.path.join(folder, downloads.MANIFEST)):
+        return False
+    listed = downloads.read_manifest(folder)
+    present = {
+        os.path.relpath(os.path.join(root, name), folder).replace(os.sep, "/")
+        for root, _, files in os.walk(folder)
+        for name in files
+    }
+    return registered_weights.PRESET_INFO in listed and present == {*listed, downloads.MANIFEST}
 
 
 def _source(model, weights):
