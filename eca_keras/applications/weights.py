@@ -316,16 +316,24 @@ def load_preset_weights(model, model_name, reference):
         backbone, head = task.backbone, task.output_dense
     else:
         backbone, head = keras_hub.models.Backbone.from_preset(folder), None
-    for layer in model.layers:
-        if not layer.weights or layer.name == "predictions":
-            continue
-        try:
-            source = backbone.get_layer(layer.name)
-        except ValueError:
-            raise ValueError(f"{reference} has no layer {layer.name!r}") from None
-        _copy(source, layer, reference)
+    copy_weights_by_name(backbone, model, reference, skip=("predictions",))
     if has_head:
         _copy(head, model.get_layer("predictions"), reference)
+
+
+def copy_weights_by_name(source, target, origin, skip=()):
+    """Fills every layer of ``target`` that has weights (but those named in ``skip``) with the
+    weights of ``source``'s layer of the same name: the constructors' layer names are the
+    contract between a model, its keras-hub backbone and its presets. ``origin`` names the
+    source in the one-line errors (a missing layer, other shapes)."""
+    for layer in target.layers:
+        if not layer.weights or layer.name in skip:
+            continue
+        try:
+            found = source.get_layer(layer.name)
+        except ValueError:
+            raise ValueError(f"{origin} has no layer {layer.name!r}") from None
+        _copy(found, layer, origin)
 
 
 def _copy(source, target, reference):

@@ -9,6 +9,7 @@ import keras_hub
 
 from eca_keras import downloads
 from eca_keras.applications import registry
+from eca_keras.applications.weights import copy_weights_by_name
 from eca_keras.hub import presets
 from eca_keras.hub.backbone import ECABackbone
 from eca_keras.hub.image_converter import ECAImageConverter
@@ -65,9 +66,7 @@ class ECAImageClassifier(keras_hub.models.ImageClassifier):
             preprocessor=ECAImageClassifierPreprocessor(image_converter=converter),
             dropout=info.head_dropout,
         )
-        for layer in backbone.layers:
-            if layer.weights:
-                layer.set_weights(network.get_layer(layer.name).get_weights())
+        copy_weights_by_name(network, backbone, f"the {architecture} network")
         classifier.output_dense.set_weights(head.get_weights())
         return classifier
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from eca_keras import runs
 from eca_keras.applications import registry
+from eca_keras.applications.weights import copy_weights_by_name
 from eca_keras.hub import ECABackbone
 from eca_keras.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
@@ -38,9 +39,7 @@ def image_encoder(architecture, image_size, weights=None, attention=True, freeze
         source = registry.get_model(
             architecture, weights=weights, include_top=False, input_shape=shape, attention=attention
         )
-        for layer in encoder.layers:
-            if layer.weights:
-                layer.set_weights(source.get_layer(layer.name).get_weights())
+        copy_weights_by_name(source, encoder, f"{architecture} weights {weights!r}")
     if freeze:
         if weights is None:
             raise ValueError("freeze_backbone needs pretrained weights (--weights imagenet|FILE)")
