@@ -171,8 +171,9 @@ def export(
         log(f"verified {report}")
         if format == "tflite":
             client = sidecar["client_check"] = _client_check(
-                staged, sidecar, held_out, outputs, reference, source.class_names, kind, log
-            )
+                staged, artifact.batch_size, sidecar, held_out, outputs, reference,
+                source.class_names, kind, log,
+            )  # fmt: skip
             log(gpu.summary(gpu_delegate))
         sidecar["verification"] = {**measured, "bound": dataclasses.asdict(verify.BOUNDS[kind])}
         labels, sidecar_path = _put_in_place(staged, output, source.class_names, sidecar, work)
@@ -424,8 +425,9 @@ def _write_tflite_metadata(staged, source, weights, sidecar, overrides, log):
     return {"written": True, **card, "normalization": {"mean": mean, "std": std}}
 
 
-def _client_check(staged, sidecar, held_out, litert, reference, labels, kind, log):
-    """MediaPipe's ImageClassifier on the staged file, or why it was skipped."""
+def _client_check(staged, batch_size, sidecar, held_out, litert, reference, labels, kind, log):
+    """MediaPipe's ImageClassifier on the staged file (``batch_size``: its static batch), or
+    why it was skipped."""
     reason = None
     if not sidecar["tflite_metadata"]["written"]:
         reason = (
@@ -434,7 +436,7 @@ def _client_check(staged, sidecar, held_out, litert, reference, labels, kind, lo
         )
     elif sidecar["input"]["dtype"] not in ("uint8", "float32"):
         reason = "MediaPipe takes uint8 or float32 inputs only (export with --io-type uint8)"
-    elif artifacts.load_artifact(staged).batch_size != 1:
+    elif batch_size != 1:
         reason = "MediaPipe runs batch-1 files only (export with --batch-size 1)"
     if reason:
         log(f"note: {reason}")
