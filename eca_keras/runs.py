@@ -192,6 +192,17 @@ def set_aside_damaged_models(run_dir):
     return moved
 
 
+def prepare_to_train(run_dir, record, log=None):
+    """Before a run starts or resumes (its lock held; the chief only): deletes what killed writes
+    left half-done, sets aside damaged ``best.keras``/``last.keras`` (a warning each, through
+    ``log``, default print) and writes ``record`` as ``config.yaml``."""
+    log = log or (lambda line: print(line, flush=True))
+    remove_partial_files(run_dir)
+    for name in set_aside_damaged_models(run_dir):
+        log(f"warning: {name} in {run_dir} was damaged; moved to {name}.damaged")
+    write_config(run_dir, record)
+
+
 def remove_partial_files(run_dir):
     """Before a resume (the lock held): deletes the temporary files of writes a killed run
     never finished (``.<name>.partial-<pid>...``); returns their names."""

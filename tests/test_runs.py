@@ -84,6 +84,20 @@ def test_damaged_models_are_set_aside_and_partials_removed(tmp_path):
             runs.model_file(str(run))
 
 
+def test_prepare_to_train_cleans_up_then_writes_the_config(tmp_path):
+    """What both training drivers (classification, detection/segmentation) do before a run."""
+    run = tmp_path / "run"
+    (run / "backup").mkdir(parents=True)
+    (run / "best.keras").write_bytes(b"")
+    (run / "backup" / ".epoch-00001.partial-7.weights.h5").write_bytes(b"half")
+    said = []
+    runs.prepare_to_train(str(run), {"model": "eca_resnet18", "epochs": 3}, log=said.append)
+    assert said == [f"warning: best.keras in {run} was damaged; moved to best.keras.damaged"]
+    assert sorted(os.listdir(run)) == ["backup", "best.keras.damaged", "config.yaml"]
+    assert os.listdir(run / "backup") == []
+    assert runs.read_config(str(run)) == {"model": "eca_resnet18", "epochs": 3}
+
+
 def fit_epochs(run, epochs):
     """What fit does with a fresh History callback of ``run`` over ``epochs`` (a process that
     starts at ``epochs[0]``, the epoch its backup says comes next)."""

@@ -99,14 +99,12 @@ def _train(config, verbose):
             f"The training split has {len(train_set)} images, fewer than one batch of {batch}: "
             "lower --batch-size"
         )
-    for name in runs.set_aside_damaged_models(model_dir):
-        print(f"warning: {name} in {model_dir} was damaged; moved to {name}.damaged", flush=True)
     record = {
         **config,
         "num_classes": train_set.num_classes,
         "class_names": train_set.class_names,
     }
-    runs.write_config(model_dir, record)
+    runs.prepare_to_train(model_dir, record)  # as classification's runs: the same directory
 
     model = build_model(config, train_set.num_classes)
     optimizer = make_optimizer(config, steps)

@@ -193,13 +193,8 @@ def _train(config, strategy, chief, global_batch, verbose):
     ).repeat()
     validation_data = classification.eval_pipeline(splits, evaluation, global_batch)
     if chief:
-        runs.remove_partial_files(model_dir)
-        for name in runs.set_aside_damaged_models(model_dir):
-            print(
-                f"warning: {name} in {model_dir} was damaged; moved to {name}.damaged", flush=True
-            )
         record = {**config, "num_classes": splits.num_classes, "class_names": splits.class_names}
-        runs.write_config(model_dir, record)
+        runs.prepare_to_train(model_dir, record)
 
     with strategy.scope():
         model = build_model(config, splits.num_classes)
