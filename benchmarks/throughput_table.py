@@ -2,7 +2,7 @@
 PyTorch reference, at each model's default input size.
 
     python benchmarks/throughput_table.py [--rounds 5] [--sweep-rounds 3] [--quick]
-                                          [--update-readme]
+                                          [--sweep-models NAME ...] [--update-readme]
 
 Runs :func:`eca_keras.benchmark.run` (the code behind ``eca-keras benchmark``) over a plan:
 
@@ -36,7 +36,7 @@ from eca_keras.benchmark import Settings, markdown, run
 COMPARED = ("eca_resnet50", "eca_mobilenet_v2")  # the paper's two architectures
 
 
-def plan(rounds, quick, sweep_rounds=3):
+def plan(rounds, quick, sweep_rounds=3, sweep_models=None):
     if quick:
         common = dict(size=64, rounds=rounds, min_round_seconds=0.2, batch_sizes=(2,))
         return [
@@ -50,7 +50,7 @@ def plan(rounds, quick, sweep_rounds=3):
                 **common,
             ),
         ]
-    others = tuple(name for name in list_models() if name not in COMPARED)
+    others = tuple(name for name in sweep_models or list_models() if name not in COMPARED)
     return [  # the paper's two architectures first, so that a cut-short run has them
         Settings(models=COMPARED, rounds=rounds),
         Settings(models=("eca_resnet50",), twins=False, torch=True, rounds=rounds),
@@ -86,6 +86,13 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--sweep-rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--sweep-models",
+        nargs="+",
+        default=None,
+        help="the other models to sweep (default: every registered model; the NFNets and "
+        "ecaresnet269d under XLA take the longest)",
+    )
     parser.add_argument("--update-readme", action="store_true")
     parser.add_argument(
         "--publish-partial",
@@ -100,7 +107,7 @@ def main():
             results = json.load(handle)
         publish(name, results, markdown(results), args.update_readme and not args.quick)
         return
-    for settings in plan(args.rounds, args.quick, args.sweep_rounds):
+    for settings in plan(args.rounds, args.quick, args.sweep_rounds, args.sweep_models):
         parts.append(run(settings))
         with open(partial, "w") as handle:  # a crash late in the plan keeps what was measured
             json.dump(merge(parts), handle, indent=1)

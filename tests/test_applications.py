@@ -138,16 +138,18 @@ def test_layer_names_are_the_documented_contract():
     assert "block3_add" in names and "block4_add" not in names  # stride 2 starts row 3
 
 
-def descriptor_producer(model, eca_name):
-    """The layer whose output a model's ECA layer receives as its ``descriptor``."""
-    descriptor = model.get_layer(eca_name)._inbound_nodes[0].arguments.kwargs["descriptor"]
-    return descriptor._keras_history.operation
+def eca_arguments(model, eca_name):
+    """The layers that produce a model's ECA layer's input, ``descriptor`` and ``affine``."""
+    arguments = model.get_layer(eca_name)._inbound_nodes[0].arguments
+    tensors = (arguments.args[0], arguments.kwargs["descriptor"], arguments.kwargs["affine"])
+    return [tensor._keras_history.operation for tensor in tensors]
 
 
-def test_descriptor_is_pooled_before_the_batch_norm():
-    """ECA-ResNet50 at 224 px: the pooling reads the pointwise conv's input in stages 2-3 (it is
-    4x narrower and 56x56 or 28x28 large), the conv's output in stages 4-5 (there reading the
-    conv's weights again would cost more), never the BatchNorm's output."""
+def test_eca_gates_the_convolution_with_the_batch_norm_folded_in():
+    """ECA-ResNet50 at 224 px: ECA takes the block's last convolution's output and that
+    BatchNorm's affine form; the descriptor's pooling reads the pointwise conv's input in stages
+    2-3 (it is 4x narrower and 56x56 or 28x28 large), the conv's output in stages 4-5 (there
+    reading the conv's weights again would cost more). No BatchNorm output is a feature map."""
     model = ECAResNet50(weights=None)
     shared = {
         layer.name
@@ -160,20 +162,29 @@ def test_descriptor_is_pooled_before_the_batch_norm():
     for layer in model.layers:
         if isinstance(layer, ECA):
             block = layer.name.removesuffix("_eca")
-            assert descriptor_producer(model, layer.name).name == f"{block}_3_bn"
-            # The BatchNorm's first call normalises the block; `layer.output` is that one.
-            assert model.get_layer(f"{block}_3_bn").output.shape == layer.output.shape
+            source, descriptor, affine = eca_arguments(model, layer.name)
+            assert (source.name, affine.name) == (f"{block}_3_conv", f"{block}_3_bn")
+            expected = f"{block}_3_conv" if block < "conv4" else f"{block}_eca_pool"
+            assert descriptor.name == expected
+            assert model.get_layer(f"{block}_3_bn").output.shape == (2, layer.channels)
     mobilenet = ECAMobileNetV2(weights=None)
-    assert descriptor_producer(mobilenet, "block5_eca").name == "block5_project_bn"
+    assert [op.name for op in eca_arguments(mobilenet, "block5_eca")] == [
+        "block5_project_conv",
+        "block5_eca_pool",
+        "block5_project_bn",
+    ]
 
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="JAX always compiles with XLA")
 @pytest.mark.parametrize("constructor", [ECAResNet18, ECAResNet50, ECAMobileNetV2])
-def test_xla_inference_with_descriptors_equals_pooling_the_block_outputs(constructor):
-    """Under XLA each ECA takes the descriptor pooled before the BatchNorm; without XLA it pools
-    the block output. With random BatchNorm statistics the two agree in inference, and in
-    training (batch statistics) XLA agrees with eager execution: the descriptor is ignored."""
+def test_folded_models_equal_normalising_then_pooling_in_every_mode(constructor):
+    """The builders' models (BatchNorm folded into ECA, the descriptor pooled before it) against
+    the same weights traced in :func:`converter_form` (the normalised tensor written and pooled,
+    as in the paper): eagerly in training and inference, in graph mode and under XLA, with random
+    BatchNorm statistics."""
     import tensorflow as tf
+
+    from eca_keras.layers.eca import converter_form
 
     # Features, not the head: MobileNetV2's dropout would differ between training runs.
     model = constructor(weights=None, include_top=False, pooling="avg", input_shape=(64, 64, 3))
@@ -184,13 +195,14 @@ def test_xla_inference_with_descriptors_equals_pooling_the_block_outputs(constru
     x = tf.constant(rng.uniform(-1, 1, (2, 64, 64, 3)).astype("float32"))
     for training in (False, True):
         run = lambda x, t=training: model(x, training=t)  # noqa: E731
-        xla = tf.function(run, jit_compile=True)(x).numpy()
-        reference = (run(x) if training else tf.function(run)(x)).numpy()
+        with converter_form():
+            reference = run(x).numpy()
         scale = np.abs(reference).max()
-        # Batch statistics of 8 values per channel (MobileNetV2's last blocks) magnify rounding
-        # to ~1e-4; pooling with the moving statistics in training would be off by 0.4-0.9.
-        atol = 1e-3 if training else 1e-5
-        np.testing.assert_allclose(xla / scale, reference / scale, atol=atol)
+        for form in (run, tf.function(run), tf.function(run, jit_compile=True)):
+            # Batch statistics of 8 values per channel (MobileNetV2's last blocks) magnify
+            # rounding to ~1e-4.
+            atol = 1e-3 if training else 1e-5
+            np.testing.assert_allclose(form(x).numpy() / scale, reference / scale, atol=atol)
 
 
 @pytest.mark.parametrize("constructor", [ECAResNet18, ECAResNet50D, ECAMobileNetV2])

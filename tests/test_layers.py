@@ -122,19 +122,75 @@ def test_xla_form_matches_reference_and_its_gradients(shape, data_format, k, pad
 
 
 @pytest.mark.parametrize("descriptor_rank", [2, 4])
-def test_descriptor_is_used_only_in_compiled_inference(descriptor_rank):
-    """A descriptor unlike GAP(x) shows which one the layer pooled."""
+def test_a_descriptor_is_used_in_inference_and_in_training_only_with_affine(descriptor_rank):
+    """A descriptor unlike GAP(x) shows which one the layer pooled: without ``affine`` (models
+    built before 0.3, whose descriptor holds the moving statistics) only in inference, with it in
+    every mode, eagerly and compiled."""
     layer, x, (kernel, axis, circular) = layer_case((2, 5, 6, 16), "channels_last", 5, "zeros")
     pooled = np.random.default_rng(2).normal(size=(2, 16)).astype("float32")
     descriptor = pooled if descriptor_rank == 2 else pooled[:, None, None, :]
+    identity = np.stack([np.ones(16), np.zeros(16)]).astype("float32")
     with_descriptor = reference_eca(x, kernel, axis, circular, pooled=pooled)
     without = reference_eca(x, kernel, axis, circular)
-    for training, expected in ((False, with_descriptor), (True, without)):
-        out = compiled(lambda x, d, t=training: layer(x, descriptor=d, training=t))(x, descriptor)
-        np.testing.assert_allclose(keras.ops.convert_to_numpy(out), expected, rtol=1e-5, atol=1e-6)
-    if ON_TENSORFLOW:  # not compiled by XLA: the input is pooled
-        out = layer(x, descriptor=descriptor, training=False)
-        np.testing.assert_allclose(keras.ops.convert_to_numpy(out), without, rtol=1e-5, atol=1e-6)
+    cases = [
+        (False, None, with_descriptor),
+        (True, None, without),
+        (True, identity, with_descriptor),
+    ]
+    for training, affine, expected in cases:
+        for run in (lambda f: f, compiled):
+            out = run(
+                lambda x, d, t=training, a=affine: layer(x, descriptor=d, affine=a, training=t)
+            )
+            np.testing.assert_allclose(
+                keras.ops.convert_to_numpy(out(x, descriptor)), expected, rtol=1e-5, atol=1e-6
+            )
+
+
+@pytest.mark.parametrize("shape,data_format,k,padding", LAYER_CASES[:6])
+@pytest.mark.parametrize("xla", [False, True])
+def test_affine_folds_the_normalisation_into_the_gate_with_the_same_gradients(
+    shape, data_format, k, padding, xla
+):
+    """``ECA(x, affine=[s, o])`` is ``ECA(x * s + o)`` (the NumPy reference), and its gradients
+    with respect to x, s, o and the kernel are those of that unfolded composition."""
+    import tensorflow as tf
+
+    if not ON_TENSORFLOW and not xla:
+        pytest.skip("JAX always compiles with XLA")
+    layer, x, (kernel, axis, circular) = layer_case(shape, data_format, k, padding)
+    channels = shape[axis]
+    rng = np.random.default_rng(3)
+    affine = np.stack([rng.uniform(0.5, 2, channels), rng.normal(size=channels)]).astype("float32")
+    broadcast = [1] * len(shape)
+    broadcast[axis] = channels
+    scale, offset = (v.reshape(broadcast) for v in affine)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(layer(x, affine=affine)),
+        reference_eca(x * scale + offset, kernel, axis, circular),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    if not ON_TENSORFLOW:
+        return
+    weights = tf.constant(rng.normal(size=shape).astype("float32"))
+
+    def gradients(folded):
+        def run(x, affine):
+            with tf.GradientTape() as tape:
+                tape.watch([x, affine])
+                if folded:
+                    out = layer(x, affine=affine, training=True)
+                else:
+                    normalized = x * tf.reshape(affine[0], broadcast)
+                    out = layer(normalized + tf.reshape(affine[1], broadcast), training=True)
+                loss = tf.reduce_sum(out * weights)
+            return tape.gradient(loss, [x, affine, layer.kernel])
+
+        return (compiled(run) if xla else run)(tf.constant(x), tf.constant(affine))
+
+    for folded, unfolded in zip(gradients(True), gradients(False), strict=True):
+        np.testing.assert_allclose(folded.numpy(), unfolded.numpy(), rtol=1e-4, atol=1e-5)
 
 
 def test_gates_are_per_channel_and_bounded():
@@ -289,26 +345,54 @@ def test_descriptor_batch_norm_is_batch_norm_and_normalises_pooled_tensors_for_i
         )
 
 
-@pytest.mark.parametrize("jit_compile", [False, True])
-def test_a_model_with_descriptors_trains_like_one_without(jit_compile):
-    """conv -> BN -> ECA with the descriptor branch, fitted, ends with the same weights and moving
-    statistics as conv -> keras BN -> ECA: the BatchNorm's second call (on the pooled tensor, in
-    training mode under fit) updates nothing, and ECA pools its input in training."""
+def test_affine_form_is_batch_norm_and_updates_the_moving_statistics_once():
+    """``layer(x, affine=True)`` is ``[scale, offset]`` with ``x * scale + offset`` equal to
+    keras' BatchNormalization of x, in training (batch statistics) and inference, and leaves the
+    same moving statistics."""
+    ours, theirs = batch_norm_pair(6, seed=10)
+    x = np.random.default_rng(11).normal(2, 3, size=(3, 5, 5, 6)).astype("float32")
+    for training in (True, False, True):
+        scale, offset = keras.ops.convert_to_numpy(ours(x, training=training, affine=True))
+        np.testing.assert_allclose(
+            x * scale + offset,
+            keras.ops.convert_to_numpy(theirs(x, training=training)),
+            rtol=1e-5,
+            atol=1e-5,
+        )
+        for mine, reference in zip(ours.weights, theirs.weights, strict=True):
+            np.testing.assert_allclose(
+                keras.ops.convert_to_numpy(mine), keras.ops.convert_to_numpy(reference), rtol=1e-6
+            )
 
-    def model(with_descriptor):
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+@pytest.mark.parametrize("wiring", ["affine", "legacy"])
+def test_a_model_with_descriptors_trains_like_one_without(jit_compile, wiring):
+    """conv -> BN -> ECA wired as the builders do (the BatchNorm's affine form folded into ECA,
+    the descriptor pooled before the convolution) or as before 0.3 (a second BatchNorm call on
+    the pooled tensor), fitted, ends with the same weights and moving statistics as
+    conv -> keras BN -> ECA."""
+
+    def model(wiring):
         inputs = keras.Input((6, 6, 8))
-        convolved = keras.layers.Conv2D(16, 1, use_bias=False, name="conv")(inputs)
-        if with_descriptor:
-            pooled = keras.layers.GlobalAveragePooling2D(keepdims=True)(convolved)
+        conv = keras.layers.Conv2D(16, 1, use_bias=False, name="conv")
+        convolved = conv(inputs)
+        pool = keras.layers.GlobalAveragePooling2D(keepdims=True)
+        if wiring == "affine":
             bn = DescriptorBatchNormalization(name="bn")
-            y = ECA(3, name="eca")(bn(convolved), descriptor=bn(pooled, pooled=True))
+            affine = bn(convolved, affine=True)
+            y = ECA(3, name="eca")(convolved, descriptor=conv(pool(inputs)), affine=affine)
+        elif wiring == "legacy":
+            bn = DescriptorBatchNormalization(name="bn")
+            descriptor = bn(pool(convolved), pooled=True)
+            y = ECA(3, name="eca")(bn(convolved), descriptor=descriptor)
         else:
             y = ECA(3, name="eca")(keras.layers.BatchNormalization(name="bn")(convolved))
         outputs = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(y))
         return keras.Model(inputs, outputs)
 
     keras.utils.set_random_seed(8)
-    ours, theirs = model(True), model(False)
+    ours, theirs = model(wiring), model("plain")
     theirs.set_weights(ours.get_weights())
     rng = np.random.default_rng(9)
     x, y = rng.normal(size=(32, 6, 6, 8)).astype("float32"), rng.normal(size=(32, 2))

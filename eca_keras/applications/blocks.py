@@ -1,5 +1,6 @@
 """The layers every family is made of: ``[pad] -> conv -> BN [-> activation]`` with PyTorch's
-padding and initialisation, and a block's last ``conv -> BN -> ECA`` with its cheap descriptor."""
+padding and initialisation, and a block's last ``conv -> BN -> ECA`` with the BatchNorm folded
+into the gate."""
 
 import keras
 from keras import layers
@@ -64,17 +65,17 @@ def conv_bn(x, filters, kernel_size, strides, name, activation="relu", depthwise
 
 
 def conv_bn_eca(x, filters, kernel_size, name, eca_kernel_size, eca_name):
-    """A block's last ``conv (stride 1) -> BN``, then ECA, handed a cheap channel descriptor.
+    """A block's last ``conv (stride 1) -> BN``, then ECA, with the BatchNorm folded into it.
 
     Layers as :func:`conv_bn` (no activation; the BatchNormalization is a
     :class:`~eca_keras.layers.DescriptorBatchNormalization`), then ``ECA`` named ``eca_name``
-    and the pooling ``{eca_name}_pool``. In inference the mean of a BatchNorm's output is the
-    BatchNorm of the mean of its input, and the mean of a pointwise convolution's output is the
-    convolution of the mean of its input. So the descriptor is pooled from the convolution's
-    input where that is the smaller read (the bottlenecks' early stages), else from its output,
-    never from the BatchNorm's output: under XLA that one would be written to memory only to be
-    read back for the mean. ECA uses the descriptor in inference under XLA; elsewhere the
-    branch is pruned from the graph.
+    and the pooling ``{eca_name}_pool``. The BatchNorm hands ECA its affine form (scale and
+    offset per channel, from the batch statistics in training) and ECA computes
+    ``conv * (scale * g) + offset * g``: the normalised tensor is never written, and the
+    gate's multiply is the BatchNorm's own. Its channel descriptor is the mean of the
+    convolution's output, or the convolution of the mean of its input where that is the smaller
+    read (the mean of a pointwise convolution's output is the convolution of the mean of its
+    input; the bottlenecks' early stages): exact in every mode.
     """
     convolution = conv(filters, kernel_size, 1, "same", f"{name}_conv")
     convolved = convolution(x)
@@ -84,9 +85,8 @@ def conv_bn_eca(x, filters, kernel_size, name, eca_kernel_size, eca_name):
     else:
         pooled = pool(convolved)
     normalization = batch_norm(f"{name}_bn", DescriptorBatchNormalization)
-    y = normalization(convolved)  # first, so that the layer's `output` is this one
-    descriptor = normalization(pooled, pooled=True)
-    return ECA(eca_kernel_size, name=eca_name)(y, descriptor=descriptor)
+    affine = normalization(convolved, affine=True)
+    return ECA(eca_kernel_size, name=eca_name)(convolved, descriptor=pooled, affine=affine)
 
 
 def _narrower(x, filters):

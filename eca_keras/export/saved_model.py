@@ -35,15 +35,21 @@ def write_saved_model(
     std=IMAGENET_STD,
 ):
     """A SavedModel whose ``serving_default`` takes ``images`` ``(batch, S, S, 3)`` of ``dtype``;
-    loadable with ``tf.saved_model.load`` and ``keras.layers.TFSMLayer``."""
+    loadable with ``tf.saved_model.load`` and ``keras.layers.TFSMLayer``. ECA is traced in
+    :func:`eca_keras.layers.eca.converter_form`."""
     import keras
     import tensorflow as tf
 
+    from eca_keras.layers.eca import converter_form
+
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint(
-        "serve",
-        serving_function(model, outputs_probabilities, mean, std),
-        input_signature=[tf.TensorSpec((batch, input_size, input_size, 3), dtype, name="images")],
-    )
-    archive.write_out(path, verbose=False)
+    with converter_form():  # the form TFLite's converter folds (see there)
+        archive.add_endpoint(
+            "serve",
+            serving_function(model, outputs_probabilities, mean, std),
+            input_signature=[
+                tf.TensorSpec((batch, input_size, input_size, 3), dtype, name="images")
+            ],
+        )
+        archive.write_out(path, verbose=False)

@@ -11,7 +11,12 @@ small kernel, instead of a convolution op, which XLA runs as a separate library 
 training, two more for its gradients). Elsewhere (TensorFlow graphs, TFLite) the single
 convolution op is the cheaper form. Both compute the same function.
 
-For export to ONNX, :func:`export_lowering` traces a third form of the same function (see there).
+A block's last BatchNorm can be handed to the layer in its affine form (``affine``, see
+:class:`ECA`): the gate then folds into the normalisation, ``x * (scale * g) + offset * g``, and
+the normalised tensor is never written, in training too.
+
+For export, :func:`export_lowering` (ONNX) and :func:`converter_form` (SavedModel, TFLite) trace
+other forms of the same function (see there).
 """
 
 import contextlib
@@ -23,21 +28,34 @@ from keras import ops
 
 _PADDINGS = ("zeros", "circular")
 DATA_FORMATS = ("channels_last", "channels_first")
-_EXPORT_LOWERING = contextvars.ContextVar("eca_export_lowering", default=False)
+_EXPORT_FORM = contextvars.ContextVar("eca_export_form", default=None)
 
 
 @contextlib.contextmanager
+def _export_form(form):
+    token = _EXPORT_FORM.set(form)
+    try:
+        yield
+    finally:
+        _EXPORT_FORM.reset(token)
+
+
 def export_lowering():
     """ECA layers traced inside this block keep the gate at the input's rank (pooling with
     ``keepdims``) and write the channel convolution as ``k`` shifted multiply-adds, so that the
     gate meets the input in one broadcast multiply with no reshape or convolution on the way.
     Same function, same weights. ONNX converters then keep the whole network channels-last;
     through the usual form tf2onnx wraps every ECA multiply in two full-size transposes."""
-    token = _EXPORT_LOWERING.set(True)
-    try:
-        yield
-    finally:
-        _EXPORT_LOWERING.reset(token)
+    return _export_form("onnx")
+
+
+def converter_form():
+    """ECA layers traced inside this block write the normalised tensor ``x * scale + offset``
+    (``affine``), pool it and multiply it by the gate, ignoring ``descriptor``: TFLite's
+    converter folds the normalisation into the convolution only when nothing else reads the
+    convolution's output, and the folded gate (two per-image operators) would cost more there.
+    Same function, same weights."""
+    return _export_form("converter")
 
 
 def eca_kernel_size(channels, gamma=2, b=1, min_size=1):
@@ -119,11 +137,17 @@ class ECA(keras.layers.Layer):
             channel dimension. Output: the same shape and dtype.
         descriptor: optional, the channel descriptor ``GAP(inputs)`` computed another way, shape
             ``(batch, channels)`` or with size-1 spatial axes. A model builder passes one it can
-            get more cheaply than by reading ``inputs`` again (the models of this package pool
-            before the preceding BatchNorm, see ``applications.base.conv_bn_eca``). It is used
-            in inference where XLA compiles the layer, since XLA cannot fuse the mean with the
-            op that produced ``inputs``; in training and elsewhere ``inputs`` are pooled.
-        training: Python bool; the descriptor is ignored when true.
+            get more cheaply than by reading ``inputs`` again (before a pointwise convolution
+            whose input is narrower, see ``applications.blocks.conv_bn_eca``). With ``affine``
+            it is used in every mode; without, only in inference (models built before 0.3 pass
+            one normalised with the moving statistics).
+        affine: optional ``(2, channels)`` tensor ``[scale, offset]`` of a BatchNormalization
+            in its affine form (``DescriptorBatchNormalization(x, affine=True)``). The layer
+            then attends over ``inputs * scale + offset``: its descriptor is
+            ``GAP(inputs) * scale + offset`` and its output
+            ``inputs * (scale * gates) + offset * gates``, so the normalised tensor is neither
+            written nor kept for the backward pass.
+        training: Python bool.
 
     Pooling runs in the compute dtype; the small convolution and the sigmoid run in float32 under
     mixed precision.
@@ -188,9 +212,10 @@ class ECA(keras.layers.Layer):
         # Circular padding as a gather: indices wrap around the channel axis any number of times.
         self._circular_index = [i % self.channels for i in range(-half, self.channels + half)]
 
-    def channel_weights(self, inputs, descriptor=None):
+    def channel_weights(self, inputs, descriptor=None, affine=None):
         """The per-channel gates ``sigmoid(conv1d(GAP(x)))``, shape ``(batch, channels)``;
-        ``descriptor``, when given, stands for ``GAP(x)``."""
+        ``descriptor``, when given, stands for ``GAP(x)``; with ``affine`` x is
+        ``inputs * scale + offset``."""
         if not self.built:
             self.build(inputs.shape)
         if descriptor is None:
@@ -203,6 +228,9 @@ class ECA(keras.layers.Layer):
         else:
             pooled = ops.reshape(descriptor, (-1, self.channels))
         pooled = ops.cast(pooled, "float32")  # (batch, channels)
+        if affine is not None:
+            scale, offset = ops.unstack(ops.cast(affine, "float32"), 2)
+            pooled = pooled * scale + offset
         if self.padding == "circular" and self.kernel_size_ > 1:
             pooled = ops.take(pooled, self._circular_index, axis=1)
             padding = "valid"
@@ -211,11 +239,11 @@ class ECA(keras.layers.Layer):
         if compiled_by_xla():
             attention = self._shifted_products(pooled, padding)
         else:
-            kernel = ops.cast(self.kernel, "float32")
-            attention = ops.conv(
-                ops.expand_dims(pooled, -1), kernel, padding=padding, data_format="channels_last"
-            )
-            attention = ops.squeeze(attention, -1)
+            # As a 2D convolution over a (batch, 1, channels, 1) image: one op, no expand/squeeze.
+            kernel = ops.reshape(ops.cast(self.kernel, "float32"), (1, self.kernel_size_, 1, 1))
+            image = ops.reshape(pooled, (-1, 1, pooled.shape[1], 1))
+            attention = ops.conv(image, kernel, padding=padding, data_format="channels_last")
+            attention = ops.reshape(attention, (-1, self.channels))
         return ops.sigmoid(attention)
 
     def _shifted_products(self, pooled, padding):
@@ -253,20 +281,34 @@ class ECA(keras.layers.Layer):
             attention = term if attention is None else attention + term
         return ops.sigmoid(attention)
 
-    def call(self, inputs, descriptor=None, training=None):
-        if _EXPORT_LOWERING.get():
-            return inputs * ops.cast(self._gate_at_input_rank(inputs), inputs.dtype)
-        if descriptor is not None and (training or not compiled_by_xla()):
+    def call(self, inputs, descriptor=None, affine=None, training=None):
+        form = _EXPORT_FORM.get()
+        if form is not None:
+            if affine is not None:
+                inputs = inputs * self._per_channel(affine[0], inputs) + self._per_channel(
+                    affine[1], inputs
+                )
+                affine = None
+            if form == "onnx":
+                return inputs * ops.cast(self._gate_at_input_rank(inputs), inputs.dtype)
             descriptor = None
-        gates = ops.cast(self.channel_weights(inputs, descriptor), inputs.dtype)
-        spatial_ones = len(inputs.shape) - 2
-        if self.data_format == "channels_last":
-            for _ in range(spatial_ones):
-                gates = ops.expand_dims(gates, 1)
-        else:
-            for _ in range(spatial_ones):
-                gates = ops.expand_dims(gates, -1)
-        return inputs * gates
+        elif affine is None and training:
+            descriptor = None  # a legacy descriptor holds the moving statistics
+        gates = self.channel_weights(inputs, descriptor, affine)
+        if affine is None:
+            return inputs * self._per_channel(gates, inputs)
+        scale, offset = ops.unstack(ops.cast(affine, "float32"), 2)
+        return inputs * self._per_channel(scale * gates, inputs) + self._per_channel(
+            offset * gates, inputs
+        )
+
+    def _per_channel(self, values, inputs):
+        """``values`` (``(channels,)`` or ``(batch, channels)``) shaped to broadcast over
+        ``inputs``, in their dtype."""
+        shape = [1] * len(inputs.shape)
+        shape[0] = -1 if len(values.shape) == 2 else 1
+        shape[-1 if self.data_format == "channels_last" else 1] = self.channels
+        return ops.reshape(ops.cast(values, inputs.dtype), shape)  # one op
 
     def compute_output_shape(self, input_shape):
         return input_shape
