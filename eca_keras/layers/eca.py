@@ -58,6 +58,11 @@ def converter_form():
     return _export_form("converter")
 
 
+def _scale_and_offset(affine):
+    """A ``(2, channels)`` ``[scale, offset]`` tensor as two float32 tensors, or None."""
+    return None if affine is None else ops.unstack(ops.cast(affine, "float32"), 2)
+
+
 def eca_kernel_size(channels, gamma=2, b=1, min_size=1):
     """The paper's adaptive kernel size: ``k = |log2(C)/gamma + b/gamma|_odd``.
 
@@ -216,6 +221,10 @@ class ECA(keras.layers.Layer):
         """The per-channel gates ``sigmoid(conv1d(GAP(x)))``, shape ``(batch, channels)``;
         ``descriptor``, when given, stands for ``GAP(x)``; with ``affine`` x is
         ``inputs * scale + offset``."""
+        return self._gates(inputs, descriptor, _scale_and_offset(affine))
+
+    def _gates(self, inputs, descriptor, scale_and_offset):
+        """:meth:`channel_weights` with ``affine`` already split into float32 scale and offset."""
         if not self.built:
             self.build(inputs.shape)
         if descriptor is None:
@@ -228,8 +237,8 @@ class ECA(keras.layers.Layer):
         else:
             pooled = ops.reshape(descriptor, (-1, self.channels))
         pooled = ops.cast(pooled, "float32")  # (batch, channels)
-        if affine is not None:
-            scale, offset = ops.unstack(ops.cast(affine, "float32"), 2)
+        if scale_and_offset is not None:
+            scale, offset = scale_and_offset
             pooled = pooled * scale + offset
         if self.padding == "circular" and self.kernel_size_ > 1:
             pooled = ops.take(pooled, self._circular_index, axis=1)
@@ -282,22 +291,24 @@ class ECA(keras.layers.Layer):
         return ops.sigmoid(attention)
 
     def call(self, inputs, descriptor=None, affine=None, training=None):
+        scale_and_offset = _scale_and_offset(affine)  # split once, for every use below
         form = _EXPORT_FORM.get()
         if form is not None:
-            if affine is not None:
-                inputs = inputs * self._per_channel(affine[0], inputs) + self._per_channel(
-                    affine[1], inputs
+            if scale_and_offset is not None:
+                scale, offset = scale_and_offset
+                inputs = inputs * self._per_channel(scale, inputs) + self._per_channel(
+                    offset, inputs
                 )
-                affine = None
+                scale_and_offset = None
             if form == "onnx":
                 return inputs * ops.cast(self._gate_at_input_rank(inputs), inputs.dtype)
             descriptor = None
-        elif affine is None and training:
+        elif scale_and_offset is None and training:
             descriptor = None  # a legacy descriptor holds the moving statistics
-        gates = self.channel_weights(inputs, descriptor, affine)
-        if affine is None:
+        gates = self._gates(inputs, descriptor, scale_and_offset)
+        if scale_and_offset is None:
             return inputs * self._per_channel(gates, inputs)
-        scale, offset = ops.unstack(ops.cast(affine, "float32"), 2)
+        scale, offset = scale_and_offset
         return inputs * self._per_channel(scale * gates, inputs) + self._per_channel(
             offset * gates, inputs
         )
