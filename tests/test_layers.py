@@ -402,3 +402,78 @@ def test_a_model_with_descriptors_trains_like_one_without(jit_compile, wiring):
     for mine, reference in zip(ours.get_weights(), theirs.get_weights(), strict=True):
         np.testing.assert_allclose(mine, reference, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), atol=1e-5)
+
+
+def residual_chain(blocks, relu_class):
+    """``blocks`` residual blocks ``relu(x + BN(conv1x1(x)))`` (a ResNet stage's shape), with
+    random BatchNorm statistics."""
+    keras.utils.set_random_seed(10)
+    inputs = keras.Input((6, 6, 8))
+    x = inputs
+    for index in range(blocks):
+        y = keras.layers.Conv2D(8, 1, use_bias=False)(x)
+        norm = keras.layers.BatchNormalization()
+        y = norm(y)
+        randomize_batch_norm(norm, np.random.default_rng(index))
+        x = relu_class()(keras.layers.Add()([x, y]))
+    return keras.Model(inputs, x)
+
+
+def optimized_hlo(model, x):
+    """The optimized HLO text of ``model(x)`` compiled by XLA."""
+    if ON_TENSORFLOW:
+        import tensorflow as tf
+
+        forward = tf.function(lambda images: model(images, training=False), jit_compile=True)
+        return forward.experimental_get_compiler_ir(x)(stage="optimized_hlo")
+    import jax
+
+    forward = jax.jit(lambda images: model(images, training=False))
+    return forward.lower(x).compile().as_text()
+
+
+def largest_fusion_read(hlo):
+    """The most operands any fusion of the program reads."""
+    import re
+
+    fusions = re.findall(r"= \S+ fusion\((.*?)\), kind=", hlo)
+    return max(argument.count("%") for argument in fusions)
+
+
+def test_residual_relu_is_relu_and_under_xla_each_block_output_is_computed_once():
+    """The function and its gradients are keras' ReLU's in every mode; under XLA the largest
+    fusion of a stage of residual blocks does not grow with the number of blocks (with
+    ``maximum(x, 0)`` XLA recomputes every earlier block inside each block's add)."""
+    from eca_keras.layers import ResidualReLU
+
+    x = np.random.default_rng(11).normal(size=(2, 6, 6, 8)).astype("float32")
+    ours, theirs = residual_chain(6, ResidualReLU), residual_chain(6, keras.layers.ReLU)
+    expected = keras.ops.convert_to_numpy(theirs(x))
+    assert (expected == 0).any() and (expected > 0).any()
+    for run in (lambda m, v: m(v), compiled(lambda m, v: m(v))):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(run(ours, x)), expected, atol=1e-5)
+    relu = ResidualReLU()
+    values = np.linspace(-2, 2, 9, dtype="float32")
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(compiled(relu)(values)), np.maximum(values, 0)
+    )
+    if ON_TENSORFLOW:
+        import tensorflow as tf
+
+        @tf.function(jit_compile=True)
+        def slope(v):
+            with tf.GradientTape() as tape:
+                tape.watch(v)
+                total = tf.reduce_sum(relu(v))
+            return tape.gradient(total, v)
+
+    else:
+        import jax
+
+        slope = jax.jit(jax.grad(lambda v: relu(v).sum()))
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(slope(values)), values > 0)
+
+    reads = {
+        n: largest_fusion_read(optimized_hlo(residual_chain(n, ResidualReLU), x)) for n in (4, 12)
+    }
+    assert reads[12] == reads[4] <= 8, reads

@@ -92,6 +92,7 @@ def _block(x, variant, widths, stride, kernel_size, attention, needs_shortcut, n
     from keras import layers
 
     from eca_keras.applications import blocks
+    from eca_keras.layers import ResidualReLU
 
     first, second, out_filters = widths
     shortcut = _shortcut(x, out_filters, stride, variant.avg_down, name) if needs_shortcut else x
@@ -107,7 +108,7 @@ def _block(x, variant, widths, stride, kernel_size, attention, needs_shortcut, n
     else:
         y = blocks.conv_bn(y, out_filters, last_kernel, 1, last_name, activation=None)
     y = layers.Add(name=f"{name}_add")([shortcut, y])
-    return layers.ReLU(name=f"{name}_out")(y)
+    return ResidualReLU(name=f"{name}_out")(y)
 
 
 def _stages(x, variant, kernel_sizes, attention):

@@ -11,8 +11,11 @@
 - :class:`BottleneckAttention`, :class:`HaloAttention` (:mod:`~eca_keras.layers.attention`):
   self-attention over feature maps with relative position logits (timm's hybrids).
 - :class:`PaddedMaxPooling2D` (:mod:`~eca_keras.layers.pooling`): PyTorch's symmetric max pooling.
+- :class:`ResidualReLU` (:mod:`~eca_keras.layers.activation`): the ReLU after a residual add,
+  which XLA computes once per block.
 """
 
+from eca_keras.layers.activation import ResidualReLU
 from eca_keras.layers.attention import BottleneckAttention, HaloAttention
 from eca_keras.layers.conv import ScaledStdConv2D
 from eca_keras.layers.eca import ECA, compiled_by_xla, eca_kernel_size
@@ -26,6 +29,7 @@ __all__ = [
     "DescriptorBatchNormalization",
     "HaloAttention",
     "PaddedMaxPooling2D",
+    "ResidualReLU",
     "ScaledActivation",
     "ScaledResidual",
     "ScaledStdConv2D",
