@@ -189,3 +189,27 @@ def test_training_memory_probe():
     with pytest.raises(ValueError, match="steps"):
         memory.training_peak_memory("eca_mobilenet_v2", "eca", 4, 32, False, steps=1)
     assert not math.isnan(record["step_mib"])
+
+
+def test_the_pytorch_rival_trains_in_a_process_that_loaded_tensorflow_first():
+    """torch's optimizers import triton, and triton imported after TensorFlow kills the process
+    (a segmentation fault): the benchmark's torch import must leave a training step working."""
+    import subprocess
+    import sys
+
+    import_torch()
+    program = (
+        "import tensorflow as tf\n"
+        "tf.reduce_sum(tf.ones(3)).numpy()\n"
+        "from eca_keras.benchmark.workloads import import_torch\n"
+        "torch = import_torch()\n"
+        "model = torch.nn.Linear(3, 2)\n"
+        "optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)\n"
+        "model(torch.ones(4, 3)).sum().backward()\n"
+        "optimizer.step()\n"
+        "print('stepped')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0 and "stepped" in result.stdout, result.stderr[-2000:]

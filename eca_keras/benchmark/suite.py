@@ -25,12 +25,9 @@ def machine():
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
     }
-    try:
-        import torch
-
+    torch = workloads.import_torch()
+    if torch is not None:
         info["torch"] = torch.__version__
-    except ImportError:
-        pass
     return info
 
 

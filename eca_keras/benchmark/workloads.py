@@ -5,6 +5,7 @@ until the result is on the host, ready for :func:`eca_keras.benchmark.timing.com
 """
 
 import os
+import sys
 
 import keras
 import numpy as np
@@ -21,6 +22,23 @@ def keras_baseline(name):
 def torch_models():
     """The registered models with a PyTorch reference to race (the official re-implementation)."""
     return [name for name in list_models() if model_info(name).reference == "official"]
+
+
+def import_torch():
+    """``torch`` (None where it is not installed), imported so that its optimizers cannot crash
+    this process. They load ``torch._dynamo``, which imports ``triton``, and importing triton
+    after TensorFlow kills the process with a segmentation fault (the two bundle clashing
+    native libraries; torch 2.14 with TensorFlow 2.21 on Linux). So torch and its dynamo load
+    now when TensorFlow has not; when it has, triton (GPU kernels, never used by these CPU
+    timings) is hidden from torch, which then runs without it."""
+    if "tensorflow" in sys.modules and "triton" not in sys.modules:
+        sys.modules["triton"] = None  # ``import triton`` raises ImportError, torch's signal
+    try:
+        import torch
+        import torch._dynamo  # noqa: F401 (loads triton, where it can still load safely)
+    except ImportError:
+        return None
+    return torch
 
 
 def check_backend():
@@ -105,12 +123,9 @@ def torch_step(name, mode, batch, size, attention=True, threads=None):
     """The same step for the independent PyTorch implementation of official model ``name``
     (NCHW, as the official code runs), on ``threads`` threads (default: :func:`cpu_threads`).
     The returned callable's ``model`` attribute is the PyTorch module."""
-    try:
-        import torch
-    except ImportError:
-        raise ImportError(
-            "The PyTorch rival needs torch: pip install 'eca_keras[benchmark]'"
-        ) from None
+    torch = import_torch()
+    if torch is None:
+        raise ImportError("The PyTorch rival needs torch: pip install 'eca_keras[benchmark]'")
     from eca_keras.testing.references import reference_model
 
     if name not in torch_models():
