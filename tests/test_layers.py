@@ -193,6 +193,27 @@ def test_affine_folds_the_normalisation_into_the_gate_with_the_same_gradients(
         np.testing.assert_allclose(folded.numpy(), unfolded.numpy(), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.skipif(not ON_TENSORFLOW, reason="the one-image graph form is TensorFlow's")
+@pytest.mark.parametrize("k,padding", [(3, "zeros"), (5, "circular")])
+def test_one_image_in_a_graph_applies_the_folded_gate_as_one_batch_norm_op(k, padding):
+    """Traced for one NHWC image without XLA, the folded output is one FusedBatchNormV3 op (and
+    no multiply over the image) with the NumPy reference's values."""
+    import tensorflow as tf
+
+    layer, x, (kernel, axis, circular) = layer_case((1, 5, 6, 12), "channels_last", k, padding)
+    rng = np.random.default_rng(5)
+    affine = np.stack([rng.uniform(0.5, 2, 12), rng.normal(size=12)]).astype("float32")
+    graph = tf.function(lambda v, a: layer(v, affine=a, training=False))
+    expected = reference_eca(x * affine[0] + affine[1], kernel, axis, circular)
+    np.testing.assert_allclose(graph(x, affine).numpy(), expected, rtol=1e-5, atol=1e-5)
+    ops_traced = graph.get_concrete_function(x, affine).graph.get_operations()
+    kinds = [op.type for op in ops_traced]
+    assert "FusedBatchNormV3" in kinds
+    assert not [op for op in ops_traced if op.type == "Mul" and op.outputs[0].shape == x.shape]
+    batch_of_two = np.concatenate([x, x[:, ::-1]])
+    np.testing.assert_allclose(graph(batch_of_two, affine).numpy()[:1], expected, atol=1e-5)
+
+
 def test_gates_are_per_channel_and_bounded():
     x = np.random.default_rng(1).normal(size=(2, 3, 3, 10)).astype("float32")
     layer = ECA(kernel_size=3)

@@ -13,7 +13,8 @@ convolution op is the cheaper form. Both compute the same function.
 
 A block's last BatchNorm can be handed to the layer in its affine form (``affine``, see
 :class:`ECA`): the gate then folds into the normalisation, ``x * (scale * g) + offset * g``, and
-the normalised tensor is never written, in training too.
+the normalised tensor is never written, in training too. For one image in a TensorFlow graph
+without XLA (Keras' default on a CPU) that output is a single ``FusedBatchNormV3`` op.
 
 For export, :func:`export_lowering` (ONNX) and :func:`converter_form` (SavedModel, TFLite) trace
 other forms of the same function (see there).
@@ -61,6 +62,37 @@ def converter_form():
 def _scale_and_offset(affine):
     """A ``(2, channels)`` ``[scale, offset]`` tensor as two float32 tensors, or None."""
     return None if affine is None else ops.unstack(ops.cast(affine, "float32"), 2)
+
+
+def _one_image_in_a_tensorflow_graph(inputs, layer):
+    """Whether ``inputs`` is one float32 NHWC image traced by TensorFlow without XLA (Keras'
+    default on a CPU), where :func:`_affine_by_batch_norm_op` is the cheaper output."""
+    return (
+        keras.backend.backend() == "tensorflow"
+        and len(inputs.shape) == 4
+        and inputs.shape[0] == 1
+        and layer.data_format == "channels_last"
+        and inputs.dtype == "float32"
+        and not compiled_by_xla()
+    )
+
+
+def _affine_by_batch_norm_op(inputs, scale, offset):
+    """``inputs * scale + offset`` per channel (one image) as one ``FusedBatchNormV3`` (zero
+    mean, unit variance, no epsilon): one oneDNN pass over the image instead of a multiply and
+    an add, each a pass of its own in a TensorFlow graph."""
+    import tensorflow as tf
+
+    return tf.raw_ops.FusedBatchNormV3(
+        x=inputs,
+        scale=scale,
+        offset=offset,
+        mean=tf.zeros_like(scale),
+        variance=tf.ones_like(scale),
+        epsilon=0.0,
+        data_format="NHWC",
+        is_training=False,
+    )[0]
 
 
 def eca_kernel_size(channels, gamma=2, b=1, min_size=1):
@@ -309,6 +341,8 @@ class ECA(keras.layers.Layer):
         if scale_and_offset is None:
             return inputs * self._per_channel(gates, inputs)
         scale, offset = scale_and_offset
+        if form is None and not training and _one_image_in_a_tensorflow_graph(inputs, self):
+            return _affine_by_batch_norm_op(inputs, scale * gates[0], offset * gates[0])
         return inputs * self._per_channel(scale * gates, inputs) + self._per_channel(
             offset * gates, inputs
         )
