@@ -5,7 +5,8 @@
 Compiles ``model(x, training=False)`` with ``jit_compile=True`` at batch 1 for both variants and
 prints the instruction counts of the optimized HLO's entry computation (fusions by kind,
 convolutions, dots) and their difference, the floats its kernels write per image (the memory
-traffic ECA adds), plus the HLO around the first ECA layer.
+traffic ECA adds), the largest fusion of each program (how many operands it reads), plus the HLO
+around the first ECA layer.
 """
 
 import argparse
@@ -50,6 +51,14 @@ def floats_written(hlo):
     return total
 
 
+def largest_fusion(hlo):
+    """(operands, name) of the fusion that reads the most operands: a ResNet stage whose block
+    outputs XLA recomputes inside each block's add shows one that grows with the stage's depth
+    (see ``eca_keras.layers.ResidualReLU``)."""
+    fusions = re.findall(r"(%\S+) = \S+ fusion\((.*?)\), kind=", hlo)
+    return max((arguments.count("%"), name) for name, arguments in fusions)
+
+
 def first_eca_layer(hlo):
     lines = hlo[hlo.index("ENTRY") :].splitlines()
     marks = [i for i, line in enumerate(lines) if "_eca" in line]
@@ -75,6 +84,9 @@ def main():
         f"\nfloats written per image: plain {plain_written:,}, ECA {written:,} "
         f"(+{written - plain_written:,}, {100 * (written / plain_written - 1):+.2f}%)"
     )
+    for label, program in (("plain", plain_hlo), ("ECA", hlo)):
+        operands, name = largest_fusion(program)
+        print(f"largest fusion, {label}: {name} reads {operands} operands")
     print("\nAround the first ECA layer:")
     print("\n".join(first_eca_layer(hlo)))
 
