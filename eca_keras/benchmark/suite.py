@@ -25,9 +25,12 @@ def machine():
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
     }
-    torch = workloads.import_torch()
-    if torch is not None:
+    try:
+        import torch  # only its version: torch's dynamo (and triton) load with the rival
+
         info["torch"] = torch.__version__
+    except ImportError:
+        pass
     return info
 
 
