@@ -193,27 +193,6 @@ def test_affine_folds_the_normalisation_into_the_gate_with_the_same_gradients(
         np.testing.assert_allclose(folded.numpy(), unfolded.numpy(), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.skipif(not ON_TENSORFLOW, reason="the one-image graph form is TensorFlow's")
-@pytest.mark.parametrize("k,padding", [(3, "zeros"), (5, "circular")])
-def test_one_image_in_a_graph_applies_the_folded_gate_as_one_batch_norm_op(k, padding):
-    """Traced for one NHWC image without XLA, the folded output is one FusedBatchNormV3 op (and
-    no multiply over the image) with the NumPy reference's values."""
-    import tensorflow as tf
-
-    layer, x, (kernel, axis, circular) = layer_case((1, 5, 6, 12), "channels_last", k, padding)
-    rng = np.random.default_rng(5)
-    affine = np.stack([rng.uniform(0.5, 2, 12), rng.normal(size=12)]).astype("float32")
-    graph = tf.function(lambda v, a: layer(v, affine=a, training=False))
-    expected = reference_eca(x * affine[0] + affine[1], kernel, axis, circular)
-    np.testing.assert_allclose(graph(x, affine).numpy(), expected, rtol=1e-5, atol=1e-5)
-    ops_traced = graph.get_concrete_function(x, affine).graph.get_operations()
-    kinds = [op.type for op in ops_traced]
-    assert "FusedBatchNormV3" in kinds
-    assert not [op for op in ops_traced if op.type == "Mul" and op.outputs[0].shape == x.shape]
-    batch_of_two = np.concatenate([x, x[:, ::-1]])
-    np.testing.assert_allclose(graph(batch_of_two, affine).numpy()[:1], expected, atol=1e-5)
-
-
 def test_gates_are_per_channel_and_bounded():
     x = np.random.default_rng(1).normal(size=(2, 3, 3, 10)).astype("float32")
     layer = ECA(kernel_size=3)
@@ -498,3 +477,58 @@ def test_residual_relu_is_relu_and_under_xla_each_block_output_is_computed_once(
         n: largest_fusion_read(optimized_hlo(residual_chain(n, ResidualReLU), x)) for n in (4, 12)
     }
     assert reads[12] == reads[4] <= 8, reads
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_pointwise_conv_is_conv2d_and_runs_a_pooled_image_as_one_matrix_product(
+    data_format, tmp_path
+):
+    """Same values as keras' Conv2D with the same weights on a pooled (1x1) image and on a
+    feature map; traced by TensorFlow, the pooled image goes through a MatMul, no Conv2D."""
+    from eca_keras.layers import PointwiseConv2D
+
+    settings = {"filters": 6, "kernel_size": 1, "use_bias": True, "data_format": data_format}
+    ours, theirs = PointwiseConv2D(**settings), keras.layers.Conv2D(**settings)
+    rng = np.random.default_rng(12)
+    channels_last = data_format == "channels_last"
+    shape = (3, 5, 4, 8) if channels_last else (3, 8, 5, 4)
+    pooled_shape = (3, 1, 1, 8) if channels_last else (3, 8, 1, 1)
+    ours.build(shape)
+    theirs.build(shape)
+    weights = [rng.normal(size=w.shape).astype("float32") for w in theirs.weights]
+    ours.set_weights(weights)
+    theirs.set_weights(weights)
+    pooled = rng.normal(size=pooled_shape).astype("float32")
+    feature_map = rng.normal(size=shape).astype("float32")
+    kernel, bias = weights[0].reshape(8, 6), weights[1]
+    expected = pooled.reshape(3, 8) @ kernel + bias
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(ours(pooled)).reshape(3, 6), expected, rtol=1e-5, atol=1e-5
+    )
+    if channels_last or not ON_TENSORFLOW:  # TensorFlow's CPU convolution is NHWC only
+        for v in (pooled, feature_map):
+            np.testing.assert_allclose(
+                keras.ops.convert_to_numpy(ours(v)),
+                keras.ops.convert_to_numpy(theirs(v)),
+                rtol=1e-5,
+                atol=1e-5,
+            )
+    assert type(PointwiseConv2D.from_config(ours.get_config())) is PointwiseConv2D
+    # A weights file written with one loads into a model with a plain Conv2D, and back.
+    path = str(tmp_path / "pointwise.weights.h5")
+    keras.Sequential([keras.Input(shape[1:]), ours]).save_weights(path)
+    fresh = keras.layers.Conv2D(**settings)
+    fresh.build(shape)
+    keras.Sequential([keras.Input(shape[1:]), fresh]).load_weights(path)
+    for written, read in zip(weights, fresh.get_weights(), strict=True):
+        np.testing.assert_array_equal(written, read)
+    if ON_TENSORFLOW:
+        import tensorflow as tf
+
+        def kinds(v):
+            graph = tf.function(ours).get_concrete_function(tf.constant(v)).graph
+            return {op.type for op in graph.get_operations()}
+
+        assert "MatMul" in kinds(pooled) and "Conv2D" not in kinds(pooled)
+        if channels_last:
+            assert "Conv2D" in kinds(feature_map)

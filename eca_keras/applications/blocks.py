@@ -5,7 +5,7 @@ into the gate."""
 import keras
 from keras import layers
 
-from eca_keras.layers import ECA, DescriptorBatchNormalization
+from eca_keras.layers import ECA, DescriptorBatchNormalization, PointwiseConv2D
 
 BN_EPSILON = 1e-5  # PyTorch's BatchNorm default; the released statistics assume it.
 BN_MOMENTUM = 0.9  # PyTorch's momentum=0.1 in Keras' convention.
@@ -23,12 +23,11 @@ def channel_axis():
     return 1 if keras.config.image_data_format() == "channels_first" else -1
 
 
-def conv(filters, kernel_size, strides, padding, name, depthwise=False):
-    """A bias-free ``Conv2D`` (or ``DepthwiseConv2D``) with :func:`conv_initializer`."""
+def conv(filters, kernel_size, strides, padding, name, depthwise=False, cls=layers.Conv2D):
+    """A bias-free ``cls`` (a ``Conv2D``), or ``DepthwiseConv2D``, with :func:`conv_initializer`."""
     if depthwise:
         cls, arguments = layers.DepthwiseConv2D, {"depthwise_initializer": conv_initializer()}
     else:
-        cls = layers.Conv2D
         arguments = {"filters": filters, "kernel_initializer": conv_initializer()}
     return cls(
         kernel_size=kernel_size,
@@ -77,11 +76,13 @@ def conv_bn_eca(x, filters, kernel_size, name, eca_kernel_size, eca_name):
     read (the mean of a pointwise convolution's output is the convolution of the mean of its
     input; the bottlenecks' early stages): exact in every mode.
     """
-    convolution = conv(filters, kernel_size, 1, "same", f"{name}_conv")
+    narrow_descriptor = kernel_size == 1 and _narrower(x, filters)
+    cls = PointwiseConv2D if narrow_descriptor else layers.Conv2D
+    convolution = conv(filters, kernel_size, 1, "same", f"{name}_conv", cls=cls)
     convolved = convolution(x)
     pool = layers.GlobalAveragePooling2D(keepdims=True, name=f"{eca_name}_pool")
-    if kernel_size == 1 and _narrower(x, filters):
-        pooled = convolution(pool(x))
+    if narrow_descriptor:
+        pooled = convolution(pool(x))  # PointwiseConv2D: a matrix product on the 1x1 image
     else:
         pooled = pool(convolved)
     normalization = batch_norm(f"{name}_bn", DescriptorBatchNormalization)

@@ -9,7 +9,7 @@ import numpy as np
 
 from eca_keras.applications import registry
 from eca_keras.convert.torch_checkpoint import CheckpointFormatError, read_state_dict
-from eca_keras.layers import ECA, DescriptorBatchNormalization
+from eca_keras.layers import ECA, DescriptorBatchNormalization, PointwiseConv2D
 
 # Keras layer class -> (upstream parameter names, PyTorch array -> Keras array) per Keras weight.
 _IDENTITY = np.asarray
@@ -21,6 +21,7 @@ _BATCH_NORM = (
 )
 _LAYOUTS = {
     keras.layers.Conv2D: (("weight", lambda w: w.transpose(2, 3, 1, 0)),),  # OIHW -> HWIO
+    PointwiseConv2D: (("weight", lambda w: w.transpose(2, 3, 1, 0)),),
     keras.layers.DepthwiseConv2D: (("weight", lambda w: w.transpose(2, 3, 0, 1)),),  # C1HW -> HWC1
     keras.layers.BatchNormalization: _BATCH_NORM,
     DescriptorBatchNormalization: _BATCH_NORM,

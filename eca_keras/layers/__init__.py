@@ -13,6 +13,8 @@
 - :class:`PaddedMaxPooling2D` (:mod:`~eca_keras.layers.pooling`): PyTorch's symmetric max pooling.
 - :class:`ResidualReLU` (:mod:`~eca_keras.layers.activation`): the ReLU after a residual add,
   which XLA computes once per block.
+- :class:`PointwiseConv2D` (:mod:`~eca_keras.layers.pointwise`): a 1x1 convolution that runs
+  on a pooled (1x1) image as one matrix product.
 """
 
 from eca_keras.layers.activation import ResidualReLU
@@ -20,6 +22,7 @@ from eca_keras.layers.attention import BottleneckAttention, HaloAttention
 from eca_keras.layers.conv import ScaledStdConv2D
 from eca_keras.layers.eca import ECA, compiled_by_xla, eca_kernel_size
 from eca_keras.layers.normalization import DescriptorBatchNormalization
+from eca_keras.layers.pointwise import PointwiseConv2D
 from eca_keras.layers.pooling import PaddedMaxPooling2D
 from eca_keras.layers.scaling import ScaledActivation, ScaledResidual
 
@@ -29,6 +32,7 @@ __all__ = [
     "DescriptorBatchNormalization",
     "HaloAttention",
     "PaddedMaxPooling2D",
+    "PointwiseConv2D",
     "ResidualReLU",
     "ScaledActivation",
     "ScaledResidual",

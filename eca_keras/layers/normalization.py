@@ -51,9 +51,10 @@ class DescriptorBatchNormalization(keras.layers.BatchNormalization):
         scale = ops.rsqrt(variance + self.epsilon)
         if self.scale:
             scale = scale * ops.cast(self.gamma, inputs.dtype)
-        offset = -mean * scale
         if self.center:
-            offset = offset + ops.cast(self.beta, inputs.dtype)
+            offset = ops.cast(self.beta, inputs.dtype) - mean * scale
+        else:
+            offset = -mean * scale
         return ops.cast(ops.stack([scale, offset]), self.compute_dtype)
 
     def compute_output_spec(self, inputs, training=None, mask=None, pooled=False, affine=False):
