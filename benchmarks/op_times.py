@@ -75,9 +75,8 @@ def by_kind(kernels):
     """Times summed by kernel kind (XLA) or op type (graph, after the ``:``)."""
     kinds = collections.Counter()
     for name, milliseconds in kernels.items():
-        kinds[name.rsplit(":", 1)[1] if ":" in name else re.sub(r"\.\d+$", "", name)] += (
-            milliseconds
-        )
+        kind = name.rsplit(":", 1)[1] if ":" in name else re.sub(r"\.\d+$", "", name)
+        kinds[kind] += milliseconds
     return kinds
 
 

@@ -9,9 +9,11 @@ import numpy as np
 
 from eca_keras.applications import registry
 from eca_keras.convert.torch_checkpoint import CheckpointFormatError, read_state_dict
-from eca_keras.layers import ECA, DescriptorBatchNormalization, PointwiseConv2D
+from eca_keras.layers import ECA
 
-# Keras layer class -> (upstream parameter names, PyTorch array -> Keras array) per Keras weight.
+# Keras layer class -> (upstream parameter names, PyTorch array -> Keras array) per Keras weight;
+# a subclass without a row of its own (DescriptorBatchNormalization, PointwiseConv2D) takes its
+# base class's.
 _IDENTITY = np.asarray
 _BATCH_NORM = (
     ("weight", _IDENTITY),
@@ -21,10 +23,8 @@ _BATCH_NORM = (
 )
 _LAYOUTS = {
     keras.layers.Conv2D: (("weight", lambda w: w.transpose(2, 3, 1, 0)),),  # OIHW -> HWIO
-    PointwiseConv2D: (("weight", lambda w: w.transpose(2, 3, 1, 0)),),
     keras.layers.DepthwiseConv2D: (("weight", lambda w: w.transpose(2, 3, 0, 1)),),  # C1HW -> HWC1
     keras.layers.BatchNormalization: _BATCH_NORM,
-    DescriptorBatchNormalization: _BATCH_NORM,
     keras.layers.Dense: (("weight", lambda w: w.T), ("bias", _IDENTITY)),
     ECA: (("weight", lambda w: w.reshape(-1, 1, 1)),),  # Conv1d [1, 1, k] -> (k, 1, 1), no flip
 }
@@ -72,9 +72,11 @@ def _family_of(model, state_keys):
 
 
 def _layout(layer, converter):
-    for cls, layout in {**getattr(converter, "LAYOUTS", {}), **_LAYOUTS}.items():
-        if type(layer) is cls:
-            return layout
+    """The layout of the nearest class in ``layer``'s MRO that has one (the family's first)."""
+    layouts = {**_LAYOUTS, **getattr(converter, "LAYOUTS", {})}
+    for cls in type(layer).__mro__:
+        if cls in layouts:
+            return layouts[cls]
     raise WeightMismatchError(
         f"No upstream layout is known for layer {layer.name!r} ({type(layer).__name__})"
     )
