@@ -41,7 +41,7 @@ def draw(rows, machine, batch, path):
 
     figure, (by_params, by_speed) = pyplot.subplots(1, 2, figsize=(12, 5), sharey=True)
     for name, params, rate, top1 in rows:
-        colour = "tab:blue" if model_info(name).source == "official" else "tab:orange"
+        colour = "tab:blue" if model_info(name).origin == "official" else "tab:orange"
         by_params.scatter(params / 1e6, top1, color=colour)
         by_params.annotate(
             name, (params / 1e6, top1), fontsize=7, xytext=(4, 2), textcoords="offset points"

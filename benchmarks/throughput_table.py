@@ -2,13 +2,14 @@
 PyTorch reference, at each model's default input size.
 
     python benchmarks/throughput_table.py [--rounds 5] [--sweep-rounds 3] [--quick]
-                                          [--sweep-models NAME ...] [--update-readme]
+                                          [--sweep-models NAME ... | all] [--resume]
+                                          [--update-readme]
 
 Runs :func:`eca_keras.benchmark.run` (the code behind ``eca-keras benchmark``) over a plan:
 
-* inference of every model, batch 1 and 8, with and without XLA: ECA-ResNet50 and
-  ECA-MobileNetV2 first, the other models last, with ``--sweep-rounds`` (the deep models'
-  batch-8 calls take seconds each);
+* inference, batch 1 and 8, with and without XLA: ECA-ResNet50 and ECA-MobileNetV2 first, the
+  deeper ResNets last (``SWEPT``; ``--sweep-models all``: every registered model), with
+  ``--sweep-rounds`` (the deep models' batch-8 calls take seconds each);
 * a training step (forward, backward, SGD update) at batch 8 for those two, with and without XLA;
 * both against the PyTorch reference in inference (batch 1 and 8; ECA-ResNet50 with and without
   XLA), ECA-ResNet50 also in training (batch 8), same threads;
@@ -18,13 +19,15 @@ Each plan row is one :class:`eca_keras.benchmark.Settings`; on 2 cores the plan 
 to an hour, depending on the CPU (XLA compiles of training steps take up to a minute each).
 
 The measured parts are saved after each one (``throughput.partial.json``); after an
-interruption ``--publish-partial`` publishes them. ``--quick`` shrinks the plan to
+interruption ``--resume`` (same options) measures only the parts still missing, and
+``--publish-partial`` publishes what was measured. ``--quick`` shrinks the plan to
 ECA-MobileNetV2 at 64 px (a smoke run). Writes ``benchmarks/results/throughput.{json,md}``;
 ``--update-readme`` puts the tables into README.md between its ``throughput-table`` markers.
 ``benchmarks/accuracy_chart.py`` draws the chart from the JSON.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 
@@ -34,6 +37,9 @@ from eca_keras.applications import list_models
 from eca_keras.benchmark import Settings, markdown, run
 
 COMPARED = ("eca_resnet50", "eca_mobilenet_v2")  # the paper's two architectures
+# The deeper models the issue of ECA's cost tracks (timm's ecaresnet269d among them); ``all`` sweeps
+# every registered model (two to three hours on 2 cores: the NFNets at 320-384 px under XLA).
+SWEPT = ("eca_resnet101", "eca_resnet152", "ecaresnet101d", "ecaresnet269d", "ecaresnet50d")
 
 
 def plan(rounds, quick, sweep_rounds=3, sweep_models=None):
@@ -50,7 +56,9 @@ def plan(rounds, quick, sweep_rounds=3, sweep_models=None):
                 **common,
             ),
         ]
-    others = tuple(name for name in sweep_models or list_models() if name not in COMPARED)
+    if sweep_models == ["all"]:
+        sweep_models = list_models()
+    others = tuple(name for name in sweep_models or SWEPT if name not in COMPARED)
     return [  # the paper's two architectures first, so that a cut-short run has them
         Settings(models=COMPARED, rounds=rounds),
         Settings(models=("eca_resnet50",), twins=False, torch=True, rounds=rounds),
@@ -73,12 +81,29 @@ def plan(rounds, quick, sweep_rounds=3, sweep_models=None):
 
 
 def merge(parts):
+    """One result from the plan's parts (each a run's result, or a merge of earlier parts)."""
     merged = dict(parts[0])
-    merged["plan"] = [part["settings"] for part in parts]
+    merged["plan"] = [
+        settings for part in parts for settings in part.get("plan", [part["settings"]])
+    ]
     for key in ("throughput", "torch", "memory"):
         merged[key] = [row for part in parts for row in part[key]]
     merged["matmul_peak_gflops"] = max(part["matmul_peak_gflops"] for part in parts)
     return merged
+
+
+def resumed_parts(partial, todo):
+    """``[the merged parts of an interrupted run]`` (its ``.partial.json``), if its plan is the
+    start of ``todo``; else an error saying why nothing is kept."""
+    with open(partial) as handle:
+        done = json.load(handle)
+    wanted = [json.loads(json.dumps(dataclasses.asdict(settings))) for settings in todo]
+    if done["plan"] != wanted[: len(done["plan"])]:
+        raise SystemExit(
+            f"--resume: {partial} was measured for another plan (options differ); "
+            "run without --resume to start again"
+        )
+    return [done]  # merge() takes a merged part as it takes a single one
 
 
 def main():
@@ -90,10 +115,15 @@ def main():
         "--sweep-models",
         nargs="+",
         default=None,
-        help="the other models to sweep (default: every registered model; the NFNets and "
-        "ecaresnet269d under XLA take the longest)",
+        help=f"the other models to sweep (default: {' '.join(SWEPT)}; 'all': every registered "
+        "model, the NFNets and ecaresnet269d under XLA taking the longest)",
     )
     parser.add_argument("--update-readme", action="store_true")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the parts an interrupted run of the same plan measured; measure the rest",
+    )
     parser.add_argument(
         "--publish-partial",
         action="store_true",
@@ -107,7 +137,12 @@ def main():
             results = json.load(handle)
         publish(name, results, markdown(results), args.update_readme and not args.quick)
         return
-    for settings in plan(args.rounds, args.quick, args.sweep_rounds, args.sweep_models):
+    todo = plan(args.rounds, args.quick, args.sweep_rounds, args.sweep_models)
+    if args.resume and os.path.exists(partial):
+        parts = resumed_parts(partial, todo)
+        todo = todo[len(parts[0]["plan"]) :]
+        print(f"resuming: {len(todo)} parts of the plan to go", flush=True)
+    for settings in todo:
         parts.append(run(settings))
         with open(partial, "w") as handle:  # a crash late in the plan keeps what was measured
             json.dump(merge(parts), handle, indent=1)

@@ -12,7 +12,7 @@ import importlib.abc
 import importlib.util
 import sys
 
-__version__ = "0.3.2"
+__version__ = "0.3.3"
 
 from eca_keras import lazy  # noqa: E402 (after the version, which setup.py reads)
 

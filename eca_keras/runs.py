@@ -20,6 +20,8 @@ import io
 import json
 import math
 import os
+import signal
+import threading
 import zipfile
 
 import yaml
@@ -270,6 +272,69 @@ def callbacks(run_dir, chief=True, monitor=MONITOR):
         _checkpoint_class()(os.path.join(run_dir, LAST_MODEL)),
         _backup_class()(backup),
     ]
+
+
+def fit(model, data, validation_data, epochs, steps_per_epoch, callbacks, verbose="auto"):
+    """``model.fit`` on a run's pipeline (which shuffles itself), ending after the batch on
+    Ctrl-C (:func:`stop_when_interrupted`); returns the History."""
+    with stop_when_interrupted() as stop:
+        return model.fit(
+            data,
+            validation_data=validation_data,
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            shuffle=False,  # Keras would warn that its own shuffling is ignored
+            callbacks=[*callbacks, stop],
+            verbose=verbose,
+        )
+
+
+@contextlib.contextmanager
+def stop_when_interrupted():
+    """Yields a Keras callback for ``fit`` that ends training cleanly on Ctrl-C (SIGINT).
+
+    Ctrl-C raises KeyboardInterrupt as usual, and also sets a flag that the callback checks
+    after every batch and epoch. The flag is what stops a run whose KeyboardInterrupt was raised
+    inside a garbage-collector callback, where Python prints "Exception ignored" and carries on
+    (TensorFlow imports JAX, which has one). Outside the main thread, or where SIGINT is ignored
+    (a job started in the background), the signal is left alone.
+    """
+    flag = threading.Event()
+    callback = _interrupt_class()(flag)
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(
+        signal.SIGINT
+    ) in (signal.SIG_IGN, None):
+        yield callback
+        return
+
+    def interrupt(signum, frame):
+        flag.set()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, interrupt)
+    try:
+        yield callback
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interrupt_class():
+    import keras
+
+    class StopWhenInterrupted(keras.callbacks.Callback):
+        """Raises KeyboardInterrupt after the batch (or epoch) during which ``flag`` was set."""
+
+        def __init__(self, flag):
+            super().__init__()
+            self.flag = flag
+
+        def _check(self, *args, **kwargs):
+            if self.flag.is_set():
+                raise KeyboardInterrupt
+
+        on_train_batch_end = on_test_batch_end = on_epoch_end = _check
+
+    return StopWhenInterrupted
 
 
 def _checkpoint_class():

@@ -344,6 +344,55 @@ def test_export_lowering_computes_the_same_function(shape, settings):
     assert "Reshape" in usual_ops  # outside the block: the usual form
 
 
+def data_dependent_ops(function):
+    """The op types of the nodes of a concrete ``function`` that depend on its first input, the
+    image (the converter folds the others, such as the reshapes of a BatchNorm's scale and
+    offset or the reads of ECA's kernel, into constants)."""
+    graph_def = function.graph.as_graph_def()
+    consumers = {}
+    for node in graph_def.node:
+        for name in node.input:
+            consumers.setdefault(name.lstrip("^").split(":")[0], []).append(node)
+    image = function.inputs[0].op.name
+    reached = [node for node in graph_def.node if node.name == image]
+    seen = {image}
+    while reached:
+        for consumer in consumers.get(reached.pop().name, []):
+            if consumer.name not in seen:
+                seen.add(consumer.name)
+                reached.append(consumer)
+    return [node.op for node in graph_def.node if node.name in seen - {image}]
+
+
+@pytest.mark.parametrize("kernel_size,channels_first", [(1, False), (1, True), (3, False)])
+def test_converter_form_writes_a_k1_gate_as_one_scalar_multiply(kernel_size, channels_first):
+    """In the TFLite converter's form a ``k = 1`` gate is pooled with keepdims and scaled, no
+    reshape or convolution (each would be one more operator per layer in the file); ``k > 1``
+    keeps its one convolution. The same function as the usual form, with a BatchNorm's affine."""
+    from eca_keras.layers.eca import converter_form
+
+    data_format = "channels_first" if channels_first else "channels_last"
+    shape = (2, 16, 6, 5) if channels_first else (2, 6, 5, 16)
+    layer = ECA(kernel_size=kernel_size, data_format=data_format)
+    layer.build(shape)
+    rng = np.random.default_rng(0)
+    layer.kernel.assign(rng.normal(size=layer.kernel.shape))
+    x = tf.constant(rng.normal(size=shape).astype("float32"))
+    affine = tf.constant(rng.normal(size=(2, 16)).astype("float32"))
+    usual = tf.function(lambda t: layer(t, affine=affine))
+    with converter_form():
+        converted = tf.function(lambda t: layer(t, affine=affine)).get_concrete_function(
+            tf.TensorSpec(shape, tf.float32)
+        )
+    np.testing.assert_allclose(converted(x), usual(x), rtol=1e-5, atol=1e-5)
+    ops_used = data_dependent_ops(converted)  # the rest is folded
+    if kernel_size == 1:
+        unwanted = {"Conv2D", "Reshape", "Squeeze", "ExpandDims", "StridedSlice"}
+        assert not set(ops_used) & unwanted, ops_used
+    else:
+        assert ops_used.count("Conv2D") == 1, ops_used
+
+
 # ---- ONNX from the main job's run ---------------------------------------------------------------
 
 

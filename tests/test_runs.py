@@ -267,3 +267,47 @@ def test_interrupted_then_killed_mid_checkpoint_then_resumed(tmp_path):
     # best.keras is the best epoch's model, whether that epoch ran before or after the resumes
     # (90 validation images; one near-tie may round the other way in another batch size).
     assert abs(best_accuracy_of_the_file(run) - best) <= 1 / 90 + 1e-6
+
+
+# --------------------------------------------------------------------------- Ctrl-C
+
+
+def test_ctrl_c_swallowed_mid_batch_still_stops_fit_after_that_batch():
+    """A KeyboardInterrupt raised where something swallows it (as Python does inside a
+    garbage-collector callback) must still end ``fit``: the flag is checked after the batch."""
+    batches = []
+
+    class SwallowedCtrlC(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            batches.append(batch)
+            if batch == 2:
+                try:
+                    os.kill(os.getpid(), signal.SIGINT)  # delivered to the main thread, now
+                    time.sleep(1)  # never finishes: the handler raises here
+                except KeyboardInterrupt:
+                    pass  # swallowed
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    x, y = np.zeros((64, 4), "float32"), np.zeros((64, 1), "float32")
+    # Python's own handler, as in a terminal (a test worker may have SIGINT ignored).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with runs.stop_when_interrupted() as stop:
+                callbacks = [SwallowedCtrlC(), stop]
+                model.fit(x, y, batch_size=4, epochs=3, callbacks=callbacks, verbose=0)
+        assert batches == [0, 1, 2]  # stopped after the interrupted batch, not 45 batches later
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_is_left_alone_where_it_is_ignored():
+    """A job started in the background ignores SIGINT; the run must not start catching it."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with runs.stop_when_interrupted():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)

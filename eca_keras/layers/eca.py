@@ -10,8 +10,8 @@ descriptor. XLA fuses them with the sigmoid into one small kernel, where a convo
 a library call of its own (and, in training, two more for its gradients); in a TensorFlow graph
 they are ``2k`` tiny ops that run inline, cheaper than a oneDNN convolution call (3-7 us, ~40 us
 at 2048 channels) and its two backward calls. Only the TFLite converter's form
-(:func:`converter_form`) keeps the single convolution op, which becomes one ``CONV_2D``. Both
-compute the same function.
+(:func:`converter_form`) keeps the single convolution op, which becomes one ``CONV_2D`` (for
+``k > 1``; ``k = 1`` is a scalar multiply). All compute the same function.
 
 A block's last BatchNorm can be handed to the layer in its affine form (``affine``, see
 :class:`ECA`): the gate then folds into the normalisation, ``x * (scale * g) + offset * g``, and
@@ -56,7 +56,9 @@ def converter_form():
     (``affine``), pool it and multiply it by the gate, ignoring ``descriptor``: TFLite's
     converter folds the normalisation into the convolution only when nothing else reads the
     convolution's output, and the folded gate (two per-image operators) would cost more there.
-    Same function, same weights."""
+    A layer with ``k = 1`` computes its gate at the input's rank (one scalar multiply, as in
+    :func:`export_lowering`): 10 of ECA-MobileNetV2's 17 layers, whose int8 file then has 20
+    RESHAPE and 10 CONV_2D operators fewer. Same function, same weights."""
     return _export_form("converter")
 
 
@@ -279,7 +281,7 @@ class ECA(keras.layers.Layer):
         spatial_axes = tuple(i for i in range(1, rank) if i != axis)
         pooled = ops.cast(ops.mean(inputs, axis=spatial_axes, keepdims=True), "float32")
         half = (self.kernel_size_ - 1) // 2
-        if self.padding == "circular":
+        if half and self.padding == "circular":
             pooled = ops.take(pooled, self._circular_index, axis=axis)
         elif half:
             pooled = ops.pad(pooled, [[half, half] if i == axis else [0, 0] for i in range(rank)])
@@ -289,7 +291,8 @@ class ECA(keras.layers.Layer):
             window = tuple(
                 slice(j, j + self.channels) if i == axis else slice(None) for i in range(rank)
             )
-            term = pooled[window] * kernel[j, 0, 0]
+            # k = 1: no window (an identity slice would stay in a TFLite file as STRIDED_SLICE).
+            term = (pooled[window] if half else pooled) * kernel[j, 0, 0]
             attention = term if attention is None else attention + term
         return ops.sigmoid(attention)
 
@@ -303,7 +306,10 @@ class ECA(keras.layers.Layer):
                     offset, inputs
                 )
                 scale_and_offset = None
-            if form == "onnx":
+            if not self.built:
+                self.build(inputs.shape)
+            if form == "onnx" or self.kernel_size_ == 1:
+                # k = 1 in the converter's form too: one scalar MUL, no RESHAPE or CONV_2D.
                 return inputs * ops.cast(self._gate_at_input_rank(inputs), inputs.dtype)
             descriptor = None
         elif scale_and_offset is None and training:

@@ -133,15 +133,8 @@ def _train(config, verbose):
         f"validation images at {size}x{size}, {steps} steps per epoch, model dir {model_dir}",
         flush=True,
     )
-    history = model.fit(
-        data,
-        validation_data=validation,
-        epochs=config["epochs"],
-        steps_per_epoch=steps,
-        shuffle=False,  # the pipeline shuffles; Keras warns that its own would be ignored
-        callbacks=[*extra, *runs.callbacks(model_dir, monitor=MONITORS[task])],
-        verbose=verbose,
-    )
+    callbacks = [*extra, *runs.callbacks(model_dir, monitor=MONITORS[task])]
+    history = runs.fit(model, data, validation, config["epochs"], steps, callbacks, verbose)
     losses = history.history.get("loss", [])
     if any(not math.isfinite(loss) for loss in losses):
         raise RuntimeError(

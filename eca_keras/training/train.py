@@ -6,11 +6,8 @@ completed epoch; a finished run re-run does nothing. Under multi-worker training
 writes these files; the other workers read the backup.
 """
 
-import contextlib
 import math
 import os
-import signal
-import threading
 
 import keras
 import tensorflow as tf
@@ -114,44 +111,6 @@ def _steps_per_epoch(config, splits, global_batch):
     return size // global_batch
 
 
-@contextlib.contextmanager
-def _interrupt_flag():
-    """Ctrl-C (SIGINT) during ``fit``: raises KeyboardInterrupt as usual and also sets the
-    yielded flag, which :class:`_StopWhenInterrupted` checks after every batch. The flag is what
-    stops a run whose KeyboardInterrupt was raised inside a garbage-collector callback, where
-    Python prints "Exception ignored" and carries on (TensorFlow imports JAX, which has one)."""
-    flag = threading.Event()
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(
-        signal.SIGINT
-    ) in (signal.SIG_IGN, None):
-        yield flag
-        return
-
-    def interrupt(signum, frame):
-        flag.set()
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGINT, interrupt)
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-class _StopWhenInterrupted(keras.callbacks.Callback):
-    """Raises KeyboardInterrupt after the batch (or epoch) during which Ctrl-C was pressed."""
-
-    def __init__(self, flag):
-        super().__init__()
-        self.flag = flag
-
-    def _check(self, *args, **kwargs):
-        if self.flag.is_set():
-            raise KeyboardInterrupt
-
-    on_train_batch_end = on_test_batch_end = on_epoch_end = _check
-
-
 def train(config, verbose="auto"):
     """Trains as ``config`` (a resolved recipe) says; returns a summary dict."""
     config = recipes.validate(dict(config))
@@ -219,15 +178,15 @@ def _train(config, strategy, chief, global_batch, verbose):
         flush=True,
     )
     try:
-        with distribute.multi_worker_fit_fix(strategy), _interrupt_flag() as interrupted:
-            history = model.fit(
+        with distribute.multi_worker_fit_fix(strategy):
+            history = runs.fit(
+                model,
                 train_data,
-                validation_data=validation_data,
-                epochs=config["epochs"],
-                steps_per_epoch=steps,
-                shuffle=False,  # the pipeline shuffles; Keras warns that its own would be ignored
-                callbacks=[*runs.callbacks(model_dir, chief), _StopWhenInterrupted(interrupted)],
-                verbose=verbose,
+                validation_data,
+                config["epochs"],
+                steps,
+                runs.callbacks(model_dir, chief),
+                verbose,
             )
     except tf.errors.InvalidArgumentError as error:
         if not classification.is_decode_error(error):
