@@ -286,17 +286,18 @@ def test_block_matches_timm_normfree_block(in_channels, channels, stride, size, 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="JAX always compiles with XLA")
 def test_xla_inference_with_the_descriptor_equals_pooling():
     """Under XLA, ECA takes ``conv3(mean(act3))`` (4x narrower than conv3's output) for the
-    channel descriptor; it equals pooling the branch, as without XLA."""
+    channel descriptor; it equals pooling the branch, as without XLA. (24x24: large enough that
+    the builder takes that path, see ``blocks.WEIGHT_READ_COST``.)"""
     import tensorflow as tf
 
-    inputs = keras.Input((12, 12, 256))
+    inputs = keras.Input((24, 24, 256))
     block = keras.Model(inputs, nfnet._block(inputs, 256, 256, 1, 1.0, 5, True, "stage1_block1"))
     assert "stage1_block1_eca_pool" in {layer.name for layer in block.layers}
     rng = np.random.default_rng(9)
     for weight in block.weights:
         if weight.path.endswith("gain"):
             weight.assign(rng.uniform(0.5, 1.5, weight.shape).astype("float32"))
-    x = tf.constant(rng.normal(size=(2, 12, 12, 256)).astype("float32"))
+    x = tf.constant(rng.normal(size=(2, 24, 24, 256)).astype("float32"))
     xla = tf.function(lambda x: block(x, training=False), jit_compile=True)(x).numpy()
     graph = tf.function(lambda x: block(x, training=False))(x).numpy()
     np.testing.assert_allclose(xla, graph, atol=1e-5 * np.abs(graph).max())
