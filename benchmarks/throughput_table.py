@@ -92,8 +92,8 @@ def merge(parts):
     return merged
 
 
-def resumed_parts(partial, todo):
-    """``[the merged parts of an interrupted run]`` (its ``.partial.json``), if its plan is the
+def resumed_run(partial, todo):
+    """The merged parts an interrupted run measured (its ``.partial.json``), if its plan is the
     start of ``todo``; else an error saying why nothing is kept."""
     with open(partial) as handle:
         done = json.load(handle)
@@ -103,7 +103,7 @@ def resumed_parts(partial, todo):
             f"--resume: {partial} was measured for another plan (options differ); "
             "run without --resume to start again"
         )
-    return [done]  # merge() takes a merged part as it takes a single one
+    return done
 
 
 def main():
@@ -139,8 +139,8 @@ def main():
         return
     todo = plan(args.rounds, args.quick, args.sweep_rounds, args.sweep_models)
     if args.resume and os.path.exists(partial):
-        parts = resumed_parts(partial, todo)
-        todo = todo[len(parts[0]["plan"]) :]
+        done = resumed_run(partial, todo)
+        parts, todo = [done], todo[len(done["plan"]) :]  # merge() takes a merged part as a part
         print(f"resuming: {len(todo)} parts of the plan to go", flush=True)
     for settings in todo:
         parts.append(run(settings))
